@@ -1,0 +1,72 @@
+"""The two small protocols every backend implements, one per RDS interface.
+
+``Archive`` serves the metadata interface (a project is a deposition/record with an
+RO-Crate and files), ``Storage`` the fileStorage interface (a user's folder tree). Both
+take the caller's ``Identity`` on every call and raise ``common.errors`` exceptions only;
+they know nothing of HTTP requests or of Flask, so a backend is tested without a server.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from common.config import Settings
+from common.identity import Identity
+from common.streams import Download, Upload
+
+Json = dict[str, Any]
+
+
+class Backend(Protocol):
+    """What init needs of any backend: a login check and its registration fields."""
+
+    #: the backend cannot work without the user's token (bare-form userIds need a lookup)
+    needs_token: bool
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Backend:
+        """Build from the settings; ``ConfigError`` names a missing or bad value."""
+        ...
+
+    def login(self) -> None:
+        """Check that the outside service can be used; raise ``LoginFailed`` if not."""
+        ...
+
+    def registration_fields(self) -> Json:
+        """OAuth2 fields (``authorize_url`` ...) or ``{"credentials": {...}}``."""
+        ...
+
+    def service_info(self) -> Json:
+        """Defaults for ``displayName``, ``description``, ``icon``, ``infoUrl`` ..."""
+        ...
+
+
+class Archive(Backend, Protocol):
+    """The metadata interface: projects with RO-Crate metadata and files."""
+
+    def list_projects(self, who: Identity) -> list[Json]: ...
+    def create_project(self, who: Identity, metadata: Json | None) -> Json: ...
+    def get_project(self, who: Identity, project_id: str) -> Json: ...
+    def update_project(self, who: Identity, project_id: str, metadata: Json | None) -> Json: ...
+    def publish_project(self, who: Identity, project_id: str) -> str: ...
+    def delete_project(self, who: Identity, project_id: str) -> None: ...
+    def list_files(self, who: Identity, project_id: str) -> list[Json]: ...
+    def store_file(self, who: Identity, project_id: str, upload: Upload) -> Json: ...
+    def delete_files(self, who: Identity, project_id: str) -> None: ...
+    def get_file(self, who: Identity, project_id: str, file_id: str) -> Json: ...
+    def update_file(self, who: Identity, project_id: str, file_id: str, changes: Json) -> Json: ...
+    def delete_file(self, who: Identity, project_id: str, file_id: str) -> None: ...
+
+
+class Storage(Backend, Protocol):
+    """The fileStorage interface: a user's folder tree, paths relative to their root."""
+
+    def list_folder(self, who: Identity, path: str) -> list[str]: ...
+    def open_file(self, who: Identity, path: str, byte_range: str | None = None) -> Download: ...
+    def store_file(self, who: Identity, path: str, upload: Upload) -> Json: ...
+    def move_file(self, who: Identity, path: str, new_path: str) -> Json: ...
+    def delete_file(self, who: Identity, path: str) -> None: ...
+
+
+class LoginFailed(Exception):
+    """Init could not log in to the outside service (message says what failed)."""

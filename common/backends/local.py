@@ -1,0 +1,446 @@
+"""The ``local`` backend: both interfaces on a folder, the connector's embedded default.
+
+Layout under ``CONNECTOR_DATA_DIR``::
+
+    projects/<user>/<project-id>/ro-crate-metadata.json   the crate
+    projects/<user>/<project-id>/<relative path>          the files, folders kept
+    projects/<user>/.state/<project-id>.json              published flag, DOI, checksums
+    storage/<user>/<path>                                  the fileStorage tree
+    <area>/<user>/.tmp/                                    uploads in flight
+
+``<user>`` is the RDS user name percent-encoded, so users never share a folder and no
+name can climb out of its own. Uploads stream into ``.tmp`` and are renamed into place
+only when complete, so a broken upload never shows as a stored file. Publishing freezes a
+project and mints an identifier under ``LOCAL_DOI_PREFIX`` (default ``10.5072``, DataCite's
+test prefix: these identifiers resolve nowhere).
+"""
+
+from __future__ import annotations
+
+import base64
+import fcntl
+import json
+import os
+import re
+import secrets
+import shutil
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+from common.backends.base import Json, LoginFailed
+from common.config import Settings
+from common.errors import BadRequest, Conflict, NotFound
+from common.identity import Identity
+from common.paths import relative_path
+from common.streams import CHUNK_SIZE, Download, Upload, iter_file
+
+CRATE_NAME = "ro-crate-metadata.json"
+_PROJECT_ID = re.compile(r"^[a-f0-9]{16}$")
+_ICON_SVG = (
+    b'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 16 16">'
+    b'<path d="M1 3h5l2 2h7v8H1z" fill="#4a7"/></svg>'
+)
+LOCAL_ICON = "data:image/svg+xml;base64," + base64.b64encode(_ICON_SVG).decode()
+
+
+def user_dir(area: Path, user: str) -> Path:
+    """The user's own folder in ``area``; the prefix keeps '.' and '..' harmless."""
+    return area / ("u-" + quote(user, safe="@+-_."))
+
+
+def default_crate(name: str = "") -> Json:
+    """A minimal RO-Crate 1.1 with an empty root dataset."""
+    return {
+        "@context": "https://w3id.org/ro/crate/1.1/context",
+        "@graph": [
+            {
+                "@id": CRATE_NAME,
+                "@type": "CreativeWork",
+                "conformsTo": {"@id": "https://w3id.org/ro/crate/1.1"},
+                "about": {"@id": "./"},
+            },
+            {"@id": "./", "@type": "Dataset", "name": name},
+        ],
+    }
+
+
+def _write_atomic(target: Path, chunks: Iterator[bytes] | Any, tmp_dir: Path) -> int:
+    """Stream ``chunks`` to a temp file in ``tmp_dir`` and rename it onto ``target``."""
+    tmp_dir.mkdir(parents=True, exist_ok=True)
+    tmp = tmp_dir / uuid.uuid4().hex
+    size = 0
+    try:
+        with open(tmp, "wb") as out:
+            for chunk in chunks:
+                out.write(chunk)
+                size += len(chunk)
+        _make_parents(target)
+        os.replace(tmp, target)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return size
+
+
+def _make_parents(target: Path) -> None:
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        raise Conflict("a file stands where the path needs a folder", field="filename") from None
+    if target.is_dir():
+        raise Conflict("a folder already has this path", field="filename")
+
+
+def _prune_empty(path: Path, stop: Path) -> None:
+    """Remove empty folders from ``path`` up to (not including) ``stop``."""
+    while path != stop and stop in path.parents:
+        try:
+            path.rmdir()
+        except OSError:
+            return
+        path = path.parent
+
+
+def _login_check(root: Path) -> None:
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        probe = root / f".probe-{uuid.uuid4().hex}"
+        probe.write_bytes(b"ok")
+        probe.unlink()
+    except OSError as exc:
+        raise LoginFailed(f"data folder {root} is not writable ({exc.strerror})") from exc
+
+
+class _LocalBase:
+    needs_token = False
+
+    def __init__(self, data_dir: str | Path, doi_prefix: str = "10.5072") -> None:
+        self.root = Path(data_dir).resolve()
+        self.doi_prefix = doi_prefix
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Any:
+        return cls(settings.data_dir, settings.get("LOCAL_DOI_PREFIX", "10.5072") or "10.5072")
+
+    def login(self) -> None:
+        _login_check(self.root)
+
+    def registration_fields(self) -> Json:
+        return {"credentials": {"userId": True, "password": False}}
+
+    def service_info(self) -> Json:
+        return {
+            "displayName": "Local folder",
+            "description": {
+                "en": "Archive and storage in a folder of the connector's host (testing).",
+                "de": "Archiv und Speicher in einem Ordner des Connector-Hosts (Test).",
+            },
+            "icon": LOCAL_ICON,
+            "infoUrl": "",
+            "helpUrl": "",
+            "projectLinkTemplate": "",
+        }
+
+
+class LocalArchive(_LocalBase):
+    """Metadata interface on ``<data>/projects``."""
+
+    # -- layout ----------------------------------------------------------------------
+    def _user(self, who: Identity) -> Path:
+        return user_dir(self.root / "projects", who.user)
+
+    def _state_path(self, who: Identity, project_id: str) -> Path:
+        return self._user(who) / ".state" / f"{project_id}.json"
+
+    def _project(self, who: Identity, project_id: str) -> tuple[Path, Json]:
+        if not _PROJECT_ID.match(project_id):
+            raise NotFound(f"no project {project_id!r}", field="projectId")
+        state_path = self._state_path(who, project_id)
+        try:
+            state = json.loads(state_path.read_text("utf-8"))
+        except FileNotFoundError:
+            raise NotFound(f"no project {project_id!r}", field="projectId") from None
+        return self._user(who) / project_id, state
+
+    @contextmanager
+    def _locked(self, who: Identity, project_id: str) -> Iterator[tuple[Path, Json]]:
+        """Hold the project's lock while its state is read, changed and written back."""
+        lock_path = self._user(who) / ".state" / f"{project_id}.lock"
+        lock_path.parent.mkdir(parents=True, exist_ok=True)
+        with open(lock_path, "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            folder, state = self._project(who, project_id)
+            yield folder, state
+            if not state.get("deleted"):
+                self._save_state(who, project_id, state)
+
+    def _save_state(self, who: Identity, project_id: str, state: Json) -> None:
+        path = self._state_path(who, project_id)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(state), "utf-8")
+        os.replace(tmp, path)
+
+    @staticmethod
+    def _writable(state: Json) -> None:
+        if state.get("published"):
+            raise Conflict("the project is published and can no longer change", field="projectId")
+
+    def _read_crate(self, folder: Path) -> Json:
+        try:
+            return json.loads((folder / CRATE_NAME).read_text("utf-8"))
+        except FileNotFoundError:
+            return default_crate()
+
+    def _write_crate(self, who: Identity, folder: Path, metadata: Json) -> None:
+        data = json.dumps(metadata, ensure_ascii=False, indent=1).encode("utf-8")
+        _write_atomic(folder / CRATE_NAME, iter([data]), self._user(who) / ".tmp")
+
+    # -- projects ----------------------------------------------------------------------
+    def list_projects(self, who: Identity) -> list[Json]:
+        state_dir = self._user(who) / ".state"
+        out = []
+        for state_file in sorted(state_dir.glob("*.json")) if state_dir.is_dir() else []:
+            project_id = state_file.stem
+            folder, _ = self._project(who, project_id)
+            out.append({"projectId": project_id, "metadata": self._read_crate(folder)})
+        return out
+
+    def create_project(self, who: Identity, metadata: Json | None) -> Json:
+        project_id = secrets.token_hex(8)
+        folder = self._user(who) / project_id
+        folder.mkdir(parents=True)
+        crate = metadata if metadata is not None else default_crate()
+        self._write_crate(who, folder, crate)
+        state = {"created": time.time(), "published": False, "doi": None, "files": {}}
+        (self._user(who) / ".state").mkdir(exist_ok=True)
+        self._save_state(who, project_id, state)
+        return {"projectId": project_id, "metadata": crate}
+
+    def get_project(self, who: Identity, project_id: str) -> Json:
+        folder, _ = self._project(who, project_id)
+        return self._read_crate(folder)
+
+    def update_project(self, who: Identity, project_id: str, metadata: Json | None) -> Json:
+        with self._locked(who, project_id) as (folder, state):
+            if metadata is None:
+                return self._read_crate(folder)
+            self._writable(state)
+            self._write_crate(who, folder, metadata)
+            return metadata
+
+    def publish_project(self, who: Identity, project_id: str) -> str:
+        with self._locked(who, project_id) as (_, state):
+            if not state.get("published"):
+                state["published"] = True
+                state["doi"] = f"{self.doi_prefix}/rds.local.{project_id}"
+            return str(state["doi"])
+
+    def delete_project(self, who: Identity, project_id: str) -> None:
+        with self._locked(who, project_id) as (folder, state):
+            self._writable(state)
+            shutil.rmtree(folder, ignore_errors=True)
+            self._state_path(who, project_id).unlink()
+            state["deleted"] = True
+        (self._user(who) / ".state" / f"{project_id}.lock").unlink(missing_ok=True)
+
+    # -- files -------------------------------------------------------------------------
+    @staticmethod
+    def _entry(path: str, info: Json) -> Json:
+        return {
+            "id": path,
+            "filename": path,
+            "size": info["size"],
+            "checksum": f"md5:{info['md5']}",
+        }
+
+    def list_files(self, who: Identity, project_id: str) -> list[Json]:
+        _, state = self._project(who, project_id)
+        return [self._entry(p, i) for p, i in sorted(state["files"].items())]
+
+    def store_file(self, who: Identity, project_id: str, upload: Upload) -> Json:
+        name = relative_path(upload.filename, "filename")
+        folder, state = self._project(who, project_id)
+        self._writable(state)
+        if name == CRATE_NAME:
+            return self._store_crate(who, project_id, upload)
+        tmp_dir = self._user(who) / ".tmp"
+        tmp_dir.mkdir(parents=True, exist_ok=True)
+        tmp = tmp_dir / uuid.uuid4().hex
+        meter = upload.meter()
+        try:
+            with open(tmp, "wb") as out:
+                for chunk in meter:
+                    out.write(chunk)
+            with self._locked(who, project_id) as (folder, state):
+                self._writable(state)
+                target = folder / name
+                _make_parents(target)
+                os.replace(tmp, target)
+                state["files"][name] = {"size": meter.size, "md5": meter.md5}
+        finally:
+            tmp.unlink(missing_ok=True)
+        return self._entry(name, state["files"][name])
+
+    def _store_crate(self, who: Identity, project_id: str, upload: Upload) -> Json:
+        """An uploaded ``ro-crate-metadata.json`` at the root IS the project's metadata."""
+        data = bytearray()
+        meter = upload.meter()
+        for chunk in meter:
+            data += chunk
+            if len(data) > 64 * 1024 * 1024:
+                raise BadRequest("ro-crate-metadata.json is over 64 MiB", field="file")
+        try:
+            crate = json.loads(data)
+        except ValueError:
+            raise BadRequest("ro-crate-metadata.json is not JSON", field="file") from None
+        if not isinstance(crate, dict):
+            raise BadRequest("ro-crate-metadata.json must hold a JSON object", field="file")
+        self.update_project(who, project_id, crate)
+        return {
+            "id": CRATE_NAME,
+            "filename": CRATE_NAME,
+            "size": meter.size,
+            "checksum": f"md5:{meter.md5}",
+        }
+
+    def _known(self, state: Json, file_id: str) -> str:
+        name = relative_path(file_id, "fileId")
+        if name not in state["files"]:
+            raise NotFound(f"no file {file_id!r} in this project", field="fileId")
+        return name
+
+    def get_file(self, who: Identity, project_id: str, file_id: str) -> Json:
+        _, state = self._project(who, project_id)
+        name = self._known(state, file_id)
+        return self._entry(name, state["files"][name])
+
+    def update_file(self, who: Identity, project_id: str, file_id: str, changes: Json) -> Json:
+        new = changes.get("filename") or changes.get("newfilename")
+        with self._locked(who, project_id) as (folder, state):
+            name = self._known(state, file_id)
+            self._writable(state)
+            if new is None:
+                return self._entry(name, state["files"][name])
+            new = relative_path(new, "filename")
+            if new == CRATE_NAME or new in state["files"]:
+                raise Conflict(f"a file named {new!r} exists already", field="filename")
+            target = folder / new
+            _make_parents(target)
+            os.replace(folder / name, target)
+            _prune_empty((folder / name).parent, folder)
+            state["files"][new] = state["files"].pop(name)
+            return self._entry(new, state["files"][new])
+
+    def delete_file(self, who: Identity, project_id: str, file_id: str) -> None:
+        with self._locked(who, project_id) as (folder, state):
+            name = self._known(state, file_id)
+            self._writable(state)
+            (folder / name).unlink(missing_ok=True)
+            _prune_empty((folder / name).parent, folder)
+            del state["files"][name]
+
+    def delete_files(self, who: Identity, project_id: str) -> None:
+        with self._locked(who, project_id) as (folder, state):
+            self._writable(state)
+            for name in list(state["files"]):
+                (folder / name).unlink(missing_ok=True)
+                _prune_empty((folder / name).parent, folder)
+                del state["files"][name]
+
+
+_RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
+
+
+def _slice(fh: Any, start: int, length: int) -> Iterator[bytes]:
+    fh.seek(start)
+    left = length
+    while left > 0:
+        chunk = fh.read(min(CHUNK_SIZE, left))
+        if not chunk:
+            return
+        left -= len(chunk)
+        yield chunk
+
+
+class LocalStorage(_LocalBase):
+    """fileStorage interface on ``<data>/storage``."""
+
+    def _root(self, who: Identity) -> Path:
+        root = user_dir(self.root / "storage", who.user)
+        root.mkdir(parents=True, exist_ok=True)
+        return root
+
+    def _existing(self, who: Identity, path: str) -> Path:
+        target = self._root(who) / path if path else self._root(who)
+        if not target.exists():
+            raise NotFound(f"nothing at /{path}", field="filepath")
+        return target
+
+    def list_folder(self, who: Identity, path: str) -> list[str]:
+        target = self._existing(who, path)
+        if not target.is_dir():
+            return []
+        prefix = f"/{path}/" if path else "/"
+        out = []
+        for child in sorted(target.iterdir(), key=lambda p: p.name):
+            if child.name == ".tmp" and not path:
+                continue
+            out.append(prefix + child.name + ("/" if child.is_dir() else ""))
+        return out
+
+    def open_file(self, who: Identity, path: str, byte_range: str | None = None) -> Download:
+        target = self._existing(who, path)
+        if target.is_dir():
+            raise BadRequest(f"/{path} is a folder", field="filepath")
+        size = target.stat().st_size
+        fh = open(target, "rb")  # noqa: SIM115 - closed by the answer when it ends
+        m = _RANGE.match(byte_range or "")
+        if m and (m[1] or m[2]) and size:
+            if m[1]:
+                start = int(m[1])
+                end = min(int(m[2]), size - 1) if m[2] else size - 1
+            else:
+                start, end = max(size - int(m[2]), 0), size - 1
+            if start < size and start <= end:
+                length = end - start + 1
+                return Download(
+                    _slice(fh, start, length),
+                    length,
+                    status=206,
+                    content_range=f"bytes {start}-{end}/{size}",
+                    filename=target.name,
+                    close=fh.close,
+                )
+        return Download(iter_file(fh), size, filename=target.name, close=fh.close)
+
+    def store_file(self, who: Identity, path: str, upload: Upload) -> Json:
+        if not path:
+            raise BadRequest("filepath names the root folder, not a file", field="filepath")
+        root = self._root(who)
+        meter = upload.meter()
+        _write_atomic(root / path, meter, root / ".tmp")
+        return {"filepath": f"/{path}", "size": meter.size, "checksum": f"md5:{meter.md5}"}
+
+    def move_file(self, who: Identity, path: str, new_path: str) -> Json:
+        source = self._existing(who, path)
+        if not path or not new_path:
+            raise BadRequest("the root folder cannot be moved", field="filepath")
+        target = self._root(who) / new_path
+        if target.exists():
+            raise Conflict(f"/{new_path} exists already", field="newfilepath")
+        _make_parents(target)
+        os.replace(source, target)
+        return {"filepath": f"/{new_path}"}
+
+    def delete_file(self, who: Identity, path: str) -> None:
+        if not path:
+            raise BadRequest("the root folder cannot be deleted", field="filepath")
+        target = self._existing(who, path)
+        if target.is_dir():
+            shutil.rmtree(target)
+        else:
+            target.unlink()

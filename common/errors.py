@@ -1,0 +1,151 @@
+"""The connector's exception family and its one rendering as RFC 9457 problem details.
+
+Every error a function can answer with is a ``ConnectorError`` subclass that knows its HTTP
+status and a short title, so code deep in a backend raises the domain error and never
+touches the web framework. ``problem_body`` is the only place that turns one into JSON; an
+exception outside the family becomes a generic 500 that says nothing about its cause
+(its cause may carry a URL, a token or a path).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+PROBLEM_CONTENT_TYPE = "application/problem+json"
+PROBLEM_TYPE_BASE = "https://rds-connector.invalid/problems/"
+
+
+class ConnectorError(Exception):
+    """Base of every error answered to the caller; ``status`` and ``title`` are per class."""
+
+    status: int = 500
+    title: str = "Internal error"
+    slug: str = "internal"
+
+    def __init__(
+        self,
+        detail: str | None = None,
+        *,
+        field: str | None = None,
+        extra: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(detail or self.title)
+        self.detail = detail or self.title
+        self.field = field
+        self.extra = dict(extra or {})
+        self.headers = dict(headers or {})
+
+
+class BadRequest(ConnectorError):
+    status, title, slug = 400, "Bad request", "bad-request"
+
+
+class Unauthorized(ConnectorError):
+    status, title, slug = 401, "Missing or invalid credentials", "unauthorized"
+
+
+class Forbidden(ConnectorError):
+    status, title, slug = 403, "Forbidden", "forbidden"
+
+
+class NotFound(ConnectorError):
+    status, title, slug = 404, "Not found", "not-found"
+
+
+class MethodNotAllowed(ConnectorError):
+    status, title, slug = 405, "Method not allowed", "method-not-allowed"
+
+
+class Conflict(ConnectorError):
+    status, title, slug = 409, "Conflict with the resource's state", "conflict"
+
+
+class PayloadTooLarge(ConnectorError):
+    status, title, slug = 413, "Payload too large", "payload-too-large"
+
+
+class UnsupportedMediaType(ConnectorError):
+    status, title, slug = 415, "Unsupported media type", "unsupported-media-type"
+
+
+class UnprocessableContent(ConnectorError):
+    status, title, slug = 422, "Unprocessable content", "unprocessable"
+
+
+class TooManyRequests(ConnectorError):
+    status, title, slug = 429, "Too many requests", "rate-limited"
+
+
+class InsufficientStorage(ConnectorError):
+    status, title, slug = 507, "Insufficient storage", "insufficient-storage"
+
+
+class NotImplementedHere(ConnectorError):
+    status, title, slug = 501, "Not implemented by this deployment", "not-implemented"
+
+
+class UpstreamError(ConnectorError):
+    """The outside service answered, but not in a way we can use (bad status, bad body)."""
+
+    status, title, slug = 502, "Upstream service failed", "upstream-error"
+
+
+class UpstreamUnavailable(ConnectorError):
+    """The outside service could not be reached or is overloaded; retrying later may help."""
+
+    status, title, slug = 503, "Upstream service unavailable", "upstream-unavailable"
+
+
+class UpstreamTimeout(ConnectorError):
+    status, title, slug = 504, "Upstream service timed out", "upstream-timeout"
+
+
+class ConfigError(Exception):
+    """A setting is missing or wrong; raised at start, never answered to a caller."""
+
+
+def problem_body(
+    status: int,
+    title: str,
+    detail: str,
+    *,
+    slug: str = "about:blank",
+    field: str | None = None,
+    instance: str | None = None,
+    request_id: str | None = None,
+    extra: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Build an RFC 9457 problem document; ``field`` names the request field at fault."""
+    body: dict[str, Any] = {
+        "type": PROBLEM_TYPE_BASE + slug if slug != "about:blank" else slug,
+        "title": title,
+        "status": status,
+        "detail": detail,
+    }
+    if field:
+        body["field"] = field
+    if instance:
+        body["instance"] = instance
+    if request_id:
+        body["requestId"] = request_id
+    if extra:
+        for key, value in extra.items():
+            body.setdefault(key, value)
+    return body
+
+
+def problem_from_error(
+    err: ConnectorError, *, instance: str | None = None, request_id: str | None = None
+) -> dict[str, Any]:
+    """Render a ``ConnectorError`` as a problem document."""
+    return problem_body(
+        err.status,
+        err.title,
+        err.detail,
+        slug=err.slug,
+        field=err.field,
+        instance=instance,
+        request_id=request_id,
+        extra=err.extra,
+    )

@@ -1,0 +1,353 @@
+"""The decorator every function wears, and the ``Call`` it hands to the function.
+
+``endpoint(name)`` turns a function of a ``Call`` into a Flask/functions-framework view:
+it checks method and path against the route table (a function served alone must not
+trust anyone's URL map), parses the body the way RDS sends it (JSON even on GET and
+DELETE, forms, streamed multipart), resolves the caller's identity, renders every
+``ConnectorError`` as ``application/problem+json`` and anything else as a generic 500,
+counts the request, and leaves the request body fully read (or the connection marked to
+close) so no server ever reads a large body into memory behind our back.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from flask import Request, Response
+
+from common import metrics
+from common.errors import (
+    PROBLEM_CONTENT_TYPE,
+    BadRequest,
+    ConnectorError,
+    MethodNotAllowed,
+    NotFound,
+    PayloadTooLarge,
+    UnsupportedMediaType,
+    problem_body,
+    problem_from_error,
+)
+from common.identity import Identity, lookup_token, parse_user_id
+from common.multipart import MultipartReader, Part
+from common.routes import FILE_STORAGE, METADATA, Route, route
+from common.runtime import Runtime, get_runtime
+
+log = logging.getLogger("rds.http")
+DRAIN_LIMIT = 64 * 1024 * 1024
+Answer = Response | dict[str, Any] | list[Any] | tuple[Any, int] | None
+
+
+def json_response(data: Any, status: int = 200, content_type: str = "application/json") -> Response:
+    """A JSON answer (keys in the order given)."""
+    return Response(json.dumps(data, ensure_ascii=False), status=status, content_type=content_type)
+
+
+def problem_response(
+    err: ConnectorError, request: Request | None, request_id: str | None
+) -> Response:
+    """A ``ConnectorError`` as ``application/problem+json`` with its headers."""
+    body = problem_from_error(
+        err, instance=request.path if request else None, request_id=request_id
+    )
+    resp = json_response(body, err.status, PROBLEM_CONTENT_TYPE)
+    resp.headers.update(err.headers)
+    return resp
+
+
+class Call:
+    """One request as a function sees it: path parameters, fields, identity, backends."""
+
+    def __init__(self, route: Route, request: Request, runtime: Runtime, params: dict[str, str]):
+        self.route = route
+        self.request = request
+        self.runtime = runtime
+        self.settings = runtime.settings
+        self.params = params
+        self._fields: dict[str, Any] | None = None
+        self._identity: Identity | None = None
+        self.reader: MultipartReader | None = None
+        self.body_pending = True  # the body has not been read to its end
+
+    # -- body --------------------------------------------------------------------------
+    @property
+    def mimetype(self) -> str:
+        return self.request.mimetype or ""
+
+    @property
+    def is_multipart(self) -> bool:
+        return self.mimetype == "multipart/form-data"
+
+    @property
+    def fields(self) -> dict[str, Any]:
+        """The request's fields: JSON object or form, over the query string's."""
+        if self._fields is None:
+            self._fields = {**self.request.args.to_dict(), **self._parse_body()}
+        return self._fields
+
+    def _parse_body(self) -> dict[str, Any]:
+        req = self.request
+        if self.is_multipart:
+            return self._read_multipart_fields()
+        length = req.content_length
+        if length is not None and length > self.settings.max_json_bytes:
+            raise PayloadTooLarge(
+                f"the body is over {self.settings.max_json_bytes} bytes", field="body"
+            )
+        mimetype = self.mimetype
+        if mimetype == "application/x-www-form-urlencoded":
+            req.max_form_memory_size = self.settings.max_json_bytes
+            form = req.form.to_dict()
+            self.body_pending = False
+            return form
+        raw = req.get_data(cache=True)
+        self.body_pending = False
+        if len(raw) > self.settings.max_json_bytes:
+            raise PayloadTooLarge(
+                f"the body is over {self.settings.max_json_bytes} bytes", field="body"
+            )
+        if not raw.strip():
+            return {}
+        if mimetype and mimetype != "application/json" and not mimetype.endswith("+json"):
+            raise UnsupportedMediaType(
+                f"send the body as application/json, not {mimetype}", field="Content-Type"
+            )
+        try:
+            data = json.loads(raw)
+        except (ValueError, UnicodeDecodeError):
+            raise BadRequest("the body is not valid JSON", field="body") from None
+        if not isinstance(data, dict):
+            raise BadRequest("the body must be a JSON object", field="body")
+        return data
+
+    def _read_multipart_fields(self) -> dict[str, Any]:
+        """Read form fields up to the first file part, which stays unread in ``self.part``."""
+        boundary = self.request.mimetype_params.get("boundary", "")
+        self.reader = MultipartReader(self.request.stream, boundary, self.request.content_length)
+        fields: dict[str, Any] = {}
+        self.part: Part | None = None
+        while (part := self.reader.next_part()) is not None:
+            if part.is_file:
+                self.part = part
+                return fields
+            fields[part.name] = self.reader.read_value()
+        self.body_pending = False
+        return fields
+
+    def next_file_part(self) -> Part | None:
+        """The next file part of a multipart body (the first one after ``fields``)."""
+        self.fields  # noqa: B018 - make sure the fields before the first file are read
+        if self.reader is None:
+            return None
+        part, self.part = getattr(self, "part", None), None
+        if part is not None:
+            return part
+        while (part := self.reader.next_part()) is not None:
+            if part.is_file:
+                return part
+            self.fields[part.name] = self.reader.read_value()
+        self.body_pending = False
+        return None
+
+    def field(self, name: str, *, required: bool = False) -> Any:
+        """A field's value; ``None`` or a 400 naming it when absent."""
+        value = self.fields.get(name)
+        if value in (None, "") and required:
+            raise BadRequest(f"{name} is missing", field=name)
+        return value
+
+    # -- who and where -----------------------------------------------------------------
+    @property
+    def backend(self) -> Any:
+        """The backend serving this route's interface (404 when not configured here)."""
+        backend = {METADATA: self.runtime.archive, FILE_STORAGE: self.runtime.storage}.get(
+            self.route.interface
+        )
+        if backend is None:
+            raise NotFound(f"this deployment does not serve the {self.route.interface} interface")
+        return backend
+
+    @property
+    def archive(self) -> Any:
+        return self.backend
+
+    @property
+    def storage(self) -> Any:
+        return self.backend
+
+    @property
+    def identity(self) -> Identity:
+        """The caller from ``userId`` (and ``apiKey``), with a token when one is needed."""
+        if self._identity is None:
+            who = parse_user_id(
+                self.fields.get("userId"), self.settings.servicename, self.fields.get("apiKey")
+            )
+            backend = self.backend
+            if who.token is None and getattr(backend, "needs_token", False):
+                if self.settings.port_service_url:
+                    token = lookup_token(
+                        self.runtime.session,
+                        self.settings.port_service_url,
+                        who.user,
+                        self.settings.servicename,
+                    )
+                    who = Identity(who.user, token, who.service)
+                else:
+                    who.require_token()
+            self._identity = who
+        return self._identity
+
+    # -- end of the body ---------------------------------------------------------------
+    def finish_body(self, response: Response) -> None:
+        """Read what is left of the body, or mark the connection to close when too much is."""
+        if not self.body_pending:
+            return
+        length = self.request.content_length
+        consumed = self.reader._pos if self.reader else 0
+        if length is not None and length - consumed > DRAIN_LIMIT:
+            _close_after(response)
+            return
+        try:
+            if self.reader is not None:
+                self.reader.finish()
+            else:
+                stream = self.request.stream
+                while stream.read(1024 * 1024):
+                    pass
+        except (ConnectorError, OSError, ValueError):
+            _close_after(response)
+        self.body_pending = False
+
+
+def _close_after(response: Response) -> None:
+    """Answer without reading the rest of the body; a streamed body stops frameworks'
+    read-everything-after-the-handler step (functions-framework's ``read_request``)."""
+    response.headers["Connection"] = "close"
+    data = response.get_data()
+    response.response = iter([data])  # type: ignore[assignment]
+    response.headers["Content-Length"] = str(len(data))
+
+
+def _to_response(answer: Answer) -> Response:
+    if isinstance(answer, Response):
+        return answer
+    if isinstance(answer, tuple):
+        body, status = answer
+        if body is None:
+            return Response(status=status)
+        return json_response(body, status)
+    if answer is None:
+        return Response(status=204)
+    return json_response(answer)
+
+
+def endpoint(name: str) -> Callable[[Callable[[Call], Answer]], Callable[[Request], Response]]:
+    """Make ``fn(call)`` the HTTP function of route ``name``."""
+    the_route = route(name)
+
+    def wrap(fn: Callable[[Call], Answer]) -> Callable[[Request], Response]:
+        @functools.wraps(fn)
+        def handler(request: Request) -> Response:
+            return handle(the_route, fn, request)
+
+        return handler
+
+    return wrap
+
+
+def handle(the_route: Route, fn: Callable[[Call], Answer], request: Request) -> Response:
+    """Run one request through ``fn`` with everything the decorator promises."""
+    started = time.perf_counter()
+    request_id = _request_id(request)
+    call: Call | None = None
+    try:
+        params = _check_route(the_route, request)
+        call = Call(the_route, request, get_runtime(), params)
+        response = _to_response(fn(call))
+    except ConnectorError as err:
+        response = problem_response(err, request, request_id)
+        if err.status >= 500:
+            log.warning(
+                "request.failed function=%s status=%d detail=%s",
+                the_route.name,
+                err.status,
+                err.detail,
+            )
+    except Exception:
+        log.exception("request.crashed function=%s request_id=%s", the_route.name, request_id)
+        response = json_response(
+            problem_body(
+                500,
+                "Internal error",
+                "the connector failed; see its log",
+                instance=request.path,
+                request_id=request_id,
+            ),
+            500,
+            PROBLEM_CONTENT_TYPE,
+        )
+    if call is not None:
+        call.finish_body(response)
+    elif request.content_length:
+        _close_after(response)
+    response.headers["X-Request-ID"] = request_id
+    elapsed = time.perf_counter() - started
+    metrics.observe(the_route.name, request.method, response.status_code, elapsed)
+    log.info(
+        "access function=%s method=%s path=%s status=%d ms=%.1f request_id=%s",
+        the_route.name,
+        request.method,
+        request.path,
+        response.status_code,
+        elapsed * 1000,
+        request_id,
+    )
+    return response
+
+
+def _request_id(request: Request) -> str:
+    given = request.headers.get("X-Request-ID", "")
+    if given and len(given) <= 128 and given.replace("-", "").isalnum():
+        return given
+    return uuid.uuid4().hex
+
+
+def _check_route(the_route: Route, request: Request) -> dict[str, str]:
+    method = request.method
+    if method != the_route.method and not (method == "HEAD" and the_route.method == "GET"):
+        raise MethodNotAllowed(
+            f"{the_route.name} answers {the_route.method}, not {method}",
+            headers={"Allow": the_route.method},
+        )
+    params = the_route.match(request.path)
+    if params is None:
+        if the_route.params:
+            raise NotFound(f"{request.path} is not a path of {the_route.name}")
+        return {}
+    return params
+
+
+def stream_response(download: Any) -> Response:
+    """A ``Download`` as a streamed answer that releases its source when done."""
+
+    def body() -> Iterator[bytes]:
+        try:
+            yield from download.chunks
+        finally:
+            if download.close:
+                download.close()
+
+    resp = Response(
+        body(), status=download.status, content_type=download.content_type, direct_passthrough=True
+    )
+    if download.size is not None:
+        resp.headers["Content-Length"] = str(download.size)
+    if download.content_range:
+        resp.headers["Content-Range"] = download.content_range
+    resp.headers["Accept-Ranges"] = "bytes"
+    return resp

@@ -1,0 +1,116 @@
+"""Who is calling: the ``userId`` field as RDS sends it, and the token behind it.
+
+RDS puts identity in the body, not in a header: the session form
+``port-<name>://<user>:<secret>`` (for OAuth2 services the secret is the access token) or
+the bare form ``<user>``, for which the connector asks the Port service for the token.
+Users are EFSS cloud ids (``alice@cloud.example.org``, possibly with ``:port``), so the
+secret is split off at the LAST colon after ``://``. Tokens never reach a repr, a log
+line or an error text.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from urllib.parse import quote
+
+import requests
+
+from common.errors import BadRequest, Unauthorized, UpstreamError, UpstreamUnavailable
+
+_ABSENT = (None, "", "None", "null")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_PREFIX = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
+MAX_USER_ID = 4096
+
+
+@dataclass(frozen=True)
+class Identity:
+    """The RDS user and, when the backend needs one, their secret (token or password)."""
+
+    user: str
+    token: str | None = field(default=None, repr=False)
+    service: str | None = None
+
+    def require_token(self) -> str:
+        """The token, or a 401 that says none came with the request."""
+        if not self.token:
+            raise Unauthorized(
+                "userId carries no token for this service and none could be looked up",
+                field="userId",
+            )
+        return self.token
+
+
+def parse_user_id(value: object, servicename: str, api_key: object = None) -> Identity:
+    """Parse ``userId`` in session or bare form (``apiKey`` may carry the secret)."""
+    if value in _ABSENT:
+        raise Unauthorized("userId is missing", field="userId")
+    if not isinstance(value, str):
+        raise Unauthorized("userId must be a string", field="userId")
+    if len(value) > MAX_USER_ID or _CONTROL.search(value):
+        raise Unauthorized("userId is malformed", field="userId")
+    service = None
+    secret: str | None = None
+    if "://" in value:
+        prefix, rest = value.split("://", 1)
+        if not _PREFIX.match(prefix):
+            raise Unauthorized("userId has a malformed service prefix", field="userId")
+        service = prefix if prefix.startswith("port-") else f"port-{prefix}"
+        if service != servicename:
+            raise Unauthorized(
+                f"userId is meant for service {service}, this connector is {servicename}",
+                field="userId",
+            )
+        user, sep, secret_part = rest.rpartition(":")
+        if not sep:
+            user, secret_part = rest, ""
+        secret = None if secret_part in _ABSENT else secret_part
+    else:
+        user = value
+    if not user or user in _ABSENT:
+        raise Unauthorized("userId names no user", field="userId")
+    if secret is None and isinstance(api_key, str) and api_key not in _ABSENT:
+        secret = api_key
+    return Identity(user=user, token=secret, service=service)
+
+
+def lookup_token(
+    session: requests.Session,
+    port_service_url: str,
+    user: str,
+    servicename: str,
+    *,
+    timeout: tuple[float, float] = (5.0, 30.0),
+) -> str:
+    """Ask RDS's Port service for the user's token of this service (bare-form userId)."""
+    url = f"{port_service_url}/user/{quote(user, safe='')}/service/{quote(servicename, safe='')}"
+    try:
+        resp = session.get(url, timeout=timeout)
+    except requests.RequestException as exc:
+        raise UpstreamUnavailable(
+            "the Port service cannot be reached for the user's token"
+        ) from exc
+    if resp.status_code in (401, 403, 404):
+        raise Unauthorized(
+            f"no token of {servicename} is stored for this user; authorize the service in RDS",
+            field="userId",
+        )
+    if resp.status_code != 200:
+        raise UpstreamError(f"the Port service answered {resp.status_code} to the token lookup")
+    try:
+        body = resp.json()
+    except ValueError:
+        raise UpstreamError("the Port service answered the token lookup with no JSON") from None
+    data = body.get("data", body) if isinstance(body, dict) else None
+    token = data.get("access_token") if isinstance(data, dict) else None
+    if not isinstance(token, str) or token in _ABSENT:
+        raise Unauthorized("the stored token of this user has no access token", field="userId")
+    return token
+
+
+def check_user_name(user: str) -> str:
+    """Refuse user names that cannot be stored safely (used by backends that key on them)."""
+    if len(user) > 512:
+        raise BadRequest("userId names a user longer than 512 characters", field="userId")
+    return user

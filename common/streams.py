@@ -1,0 +1,106 @@
+"""Bytes as iterators of chunks, and the wrappers that see every chunk on the way.
+
+Nothing here holds more than one chunk: a file moves from its source (the request body,
+another storage) to its sink (disk, a bucket PUT) as an iterator, and ``Meter`` counts
+and hashes it in passing so a backend can compare its MD5 with the remote's checksum.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import BinaryIO
+
+from common.errors import BadRequest
+
+CHUNK_SIZE = 1024 * 1024
+
+
+def iter_file(fileobj: BinaryIO, chunk_size: int = CHUNK_SIZE) -> Iterator[bytes]:
+    """Read ``fileobj`` to its end in chunks."""
+    while True:
+        chunk = fileobj.read(chunk_size)
+        if not chunk:
+            return
+        yield chunk
+
+
+class Meter:
+    """Iterate ``chunks`` once, counting bytes and computing MD5 on the way.
+
+    With ``expected`` set, the stream is refused (``BadRequest``) as soon as it runs past
+    that size, or at its end when it falls short, so a sink that announced the size (a
+    ``Content-Length``) never completes a body of the wrong length.
+    """
+
+    def __init__(self, chunks: Iterable[bytes], expected: int | None = None, field: str = "file"):
+        self._chunks = chunks
+        self.expected = expected
+        self.field = field
+        self.size = 0
+        self._md5 = hashlib.md5(usedforsecurity=False)
+
+    def __iter__(self) -> Iterator[bytes]:
+        for chunk in self._chunks:
+            if not chunk:
+                continue
+            self.size += len(chunk)
+            if self.expected is not None and self.size > self.expected:
+                raise BadRequest(
+                    f"{self.field} is longer than its announced {self.expected} bytes",
+                    field=self.field,
+                )
+            self._md5.update(chunk)
+            yield chunk
+        if self.expected is not None and self.size != self.expected:
+            raise BadRequest(
+                f"{self.field} ended after {self.size} of its announced {self.expected} bytes",
+                field=self.field,
+            )
+
+    def __len__(self) -> int:
+        """The announced size: lets ``requests`` send ``Content-Length`` for this body."""
+        if self.expected is None:
+            raise TypeError("size unknown")
+        return self.expected
+
+    @property
+    def md5(self) -> str:
+        """Hex MD5 of what has passed so far (the whole stream once iterated)."""
+        return self._md5.hexdigest()
+
+
+@dataclass
+class Upload:
+    """One file on its way in: its relative path, its chunks and, when known, its size.
+
+    ``size`` is exact when given: a sink may announce it, and iterating ``meter()`` refuses
+    a stream of any other length.
+    """
+
+    filename: str
+    chunks: Iterable[bytes] = field(repr=False)
+    size: int | None = None
+    content_type: str = "application/octet-stream"
+    #: the size if this is the body's last part (how RDS sends files); unverified until
+    #: the stream ends, so a sink that announces it must iterate ``meter(hinted=True)``
+    size_hint: int | None = None
+
+    def meter(self, *, hinted: bool = False) -> Meter:
+        """A ``Meter`` over the chunks enforcing ``size`` (or, if ``hinted``, the hint)."""
+        expected = self.size if self.size is not None or not hinted else self.size_hint
+        return Meter(self.chunks, expected)
+
+
+@dataclass
+class Download:
+    """One file on its way out: chunks plus what the HTTP answer must say about them."""
+
+    chunks: Iterable[bytes] = field(repr=False)
+    size: int | None = None
+    content_type: str = "application/octet-stream"
+    status: int = 200
+    content_range: str | None = None
+    filename: str | None = None
+    close: object = None  # a callable that releases the source, run when the answer ends

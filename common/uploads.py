@@ -1,0 +1,76 @@
+"""Files arriving in a multipart body (active mode): each file part becomes an ``Upload``.
+
+RDS sends the form fields first and ONE file part named ``file`` (the yml says ``files``;
+both are accepted), so the part streams straight to the backend. When a client puts the
+file part before ``userId``, the part is spooled to a temporary file (disk, not memory)
+until the identity is known.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from common.errors import BadRequest
+from common.http import Call
+from common.multipart import Part
+from common.streams import Upload, iter_file
+
+FILE_FIELDS = ("file", "files")
+
+
+def _spooled(call: Call, part: Part) -> Upload:
+    assert call.reader is not None
+    spool = tempfile.TemporaryFile()  # noqa: SIM115 - closed when its chunks are exhausted
+    size = 0
+    for chunk in call.reader.iter_data():
+        spool.write(chunk)
+        size += len(chunk)
+    spool.seek(0)
+
+    def chunks() -> Iterator[bytes]:
+        with spool:
+            yield from iter_file(spool)
+
+    return Upload(part.filename or "", chunks(), size=size, content_type=part.content_type)
+
+
+def receive(
+    call: Call, name_field: str, store: Callable[[Upload], dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """Store every file part of the body with ``store``; the first is named by ``name_field``."""
+    if not call.is_multipart:
+        raise BadRequest(
+            "send the file as multipart/form-data with a part named 'file'", field="file"
+        )
+    part = call.next_file_part()
+    if part is None:
+        raise BadRequest("the body has no file part named 'file'", field="file")
+    stored: list[dict[str, Any]] = []
+    first = True
+    while part is not None:
+        if part.name not in FILE_FIELDS:
+            raise BadRequest(f"unexpected file part {part.name!r}; name it 'file'", field=part.name)
+        if first and "userId" not in call.fields:
+            upload = _spooled(call, part)
+            if call.next_file_part() is not None:
+                raise BadRequest("send form fields before the file parts", field="file")
+            part = None
+        else:
+            assert call.reader is not None
+            upload = Upload(
+                part.filename or "",
+                call.reader.iter_data(),
+                content_type=part.content_type,
+                size_hint=part.size_hint,
+            )
+        call.identity  # noqa: B018 - a bad userId fails before any byte is stored
+        if first:
+            upload.filename = call.field(name_field) or upload.filename
+        if not upload.filename:
+            raise BadRequest(f"{name_field} is missing", field=name_field)
+        stored.append(store(upload))
+        first = False
+        part = call.next_file_part() if part is not None else None
+    return stored

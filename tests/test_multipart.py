@@ -1,0 +1,80 @@
+"""The streaming multipart parser: fields, file parts as chunks, exact size of the last part."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+import requests
+
+from common.errors import BadRequest
+from common.multipart import MultipartReader
+from common.streams import Meter
+
+PAYLOAD = b"head\r\n--not-the-boundary\r\n" + bytes(range(256)) * 4000
+
+
+def encode(data: dict, files: dict) -> tuple[bytes, str]:
+    req = requests.Request("POST", "http://x/", data=data, files=files).prepare()
+    return req.body, req.headers["Content-Type"].split("boundary=")[1]
+
+
+def read_all(body: bytes, boundary: str, chunk: int) -> tuple[dict, list]:
+    reader = MultipartReader(io.BytesIO(body), boundary, len(body), chunk_size=chunk)
+    fields, files = {}, []
+    while (part := reader.next_part()) is not None:
+        if part.is_file:
+            meter = Meter(reader.iter_data())
+            files.append((part.name, part.filename, part.size_hint, b"".join(meter)))
+        else:
+            fields[part.name] = reader.read_value()
+    return fields, files
+
+
+@pytest.mark.parametrize("chunk", [1, 7, 64, 4096, 1 << 20])
+def test_fields_then_file_at_any_chunk_size(chunk) -> None:
+    body, b = encode(
+        {"userId": "port-local://a:b", "filename": "dir/ä.bin"},
+        {"file": ("ä.bin", io.BytesIO(PAYLOAD))},
+    )
+    fields, files = read_all(body, b, chunk)
+    assert fields == {"userId": "port-local://a:b", "filename": "dir/ä.bin"}
+    assert files == [("file", "ä.bin", len(PAYLOAD), PAYLOAD)]
+
+
+def test_empty_file_part() -> None:
+    body, b = encode({"userId": "u"}, {"file": ("e.txt", io.BytesIO(b""))})
+    assert read_all(body, b, 5)[1] == [("file", "e.txt", 0, b"")]
+
+
+def test_size_hint_is_wrong_for_a_part_that_is_not_last_and_meter_says_so() -> None:
+    body, b = encode({}, {"file": ("a", io.BytesIO(b"abc")), "other": ("b", io.BytesIO(b"xy"))})
+    reader = MultipartReader(io.BytesIO(body), b, len(body))
+    part = reader.next_part()
+    with pytest.raises(BadRequest, match="announced"):
+        b"".join(Meter(reader.iter_data(), part.size_hint))
+
+
+def test_truncated_body_is_400() -> None:
+    body, b = encode({"userId": "u"}, {"file": ("a", io.BytesIO(PAYLOAD))})
+    reader = MultipartReader(io.BytesIO(body[:-100]), b, None)
+    reader.next_part()
+    reader.read_value()
+    reader.next_part()
+    with pytest.raises(BadRequest, match="ends inside"):
+        b"".join(reader.iter_data())
+
+
+@pytest.mark.parametrize("body", [b"garbage without boundary", b"--B\r\nno-blank-line", b"--Bxx"])
+def test_malformed_bodies_are_400(body) -> None:
+    reader = MultipartReader(io.BytesIO(body), "B", len(body))
+    with pytest.raises(BadRequest):
+        reader.next_part()
+
+
+def test_preamble_before_first_boundary_is_skipped() -> None:
+    body = b'preamble\r\n--B\r\nContent-Disposition: form-data; name="k"\r\n\r\nv\r\n--B--\r\n'
+    reader = MultipartReader(io.BytesIO(body), "B", len(body))
+    part = reader.next_part()
+    assert (part.name, reader.read_value()) == ("k", "v")
+    assert reader.next_part() is None
