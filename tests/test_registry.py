@@ -165,3 +165,9 @@ def test_without_token_storage_registration_is_skipped_with_one_log_line(tmp_pat
     assert [r.message for r in caplog.records if "registry" in r.message] == [
         "registry.skipped reason=CENTRAL_SERVICE_TOKEN_STORAGE is not set"
     ]
+
+
+def test_passive_mode_is_registered_as_configured(tmp_path) -> None:
+    _, payload = local_payload(tmp_path, CONNECTOR_FILE_TRANSFER_MODE="1")
+    assert payload["fileTransferMode"] == 1
+    assert Util.getServiceObject(payload).fileTransferMode.name == "passive"

@@ -1,0 +1,279 @@
+"""Passive transfer: the connector pulls a research folder from a fileStorage service.
+
+The Exporter POSTs a plain form (``folder``, ``service``, ``username``, ``userId``) to
+``/metadata/project/{id}/files``; no file bytes pass through that request, which is what
+lets a per-function cloud deploy (32 MB bodies) move gigabytes. The folder is walked
+(recursively) through the fileStorage interface of ``service`` -- over HTTP at
+``PASSIVE_STORAGE_URL_TEMPLATE`` (default ``http://layer1-{service}``, the address RDS
+callers build), or in-process when this deployment serves that storage itself -- and each
+file is streamed into the project, its size known from the download's Content-Length.
+
+Each file is reported with size, MD5 and status (stored, skipped, failed); one failure
+does not stop the others, and the answer is a 502 problem listing them when any failed,
+because RDS Layer 2 treats every status below 300 as success. A file already in the project
+with the same name, size and MD5 is skipped, so a re-run resumes where one broke off.
+Like the Exporter, the storage is asked with the bare user first (it looks up the token
+itself) and once more with a session-form userId when that is refused.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+import requests
+
+from common.errors import (
+    BadRequest,
+    ConnectorError,
+    Forbidden,
+    NotFound,
+    Unauthorized,
+    UpstreamError,
+    UpstreamUnavailable,
+)
+from common.identity import Identity, lookup_token
+from common.paths import storage_path
+from common.runtime import Runtime
+from common.streams import CHUNK_SIZE, Download, Meter, Upload
+
+log = logging.getLogger("rds.passive")
+SERVICE_RE = re.compile(r"^port-[a-z0-9][a-z0-9._-]{0,100}$")
+DEFAULT_TEMPLATE = "http://layer1-{service}"
+
+
+@dataclass
+class Source:
+    """A fileStorage service as seen by the puller: list a folder, open a file."""
+
+    storage: Any | None = None  # in-process Storage backend
+    who: Identity | None = None
+    client: StorageClient | None = None
+
+    def list_folder(self, path: str) -> list[str]:
+        if self.storage is not None:
+            assert self.who is not None
+            return self.storage.list_folder(self.who, storage_path(path))
+        assert self.client is not None
+        return self.client.list_folder(path)
+
+    def open(self, path: str) -> Download:
+        if self.storage is not None:
+            assert self.who is not None
+            return self.storage.open_file(self.who, storage_path(path))
+        assert self.client is not None
+        return self.client.open(path)
+
+
+class StorageClient:
+    """HTTP client of another connector's fileStorage interface (``/storage/...``)."""
+
+    def __init__(
+        self,
+        base_url: str,
+        user: str,
+        *,
+        service: str,
+        session: requests.Session,
+        timeout: tuple[float, float],
+        session_user_id: Any = None,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.user = user
+        self.service = service
+        self.session = session
+        self.timeout = timeout
+        self._session_user_id = session_user_id  # callable giving the session form, lazily
+        self._user_id = user
+
+    def _request(self, path: str, body: dict[str, Any], *, stream: bool) -> requests.Response:
+        url = f"{self.base_url}/storage/{path}"
+        for attempt in (1, 2):
+            try:
+                resp = self.session.get(
+                    url, json={**body, "userId": self._user_id}, timeout=self.timeout, stream=stream
+                )
+            except requests.RequestException as exc:
+                raise UpstreamUnavailable(f"{self.service} cannot be reached") from exc
+            if resp.status_code < 300:
+                return resp
+            resp.close()
+            if attempt == 1 and resp.status_code in (401, 403) and self._session_user_id:
+                self._user_id = self._session_user_id()
+                continue
+            break
+        status = resp.status_code
+        where = body.get("filepath", "")
+        if status in (401, 403):
+            raise Unauthorized(f"{self.service} refused access to {where}", field="service")
+        if status == 404:
+            raise NotFound(f"{self.service} has nothing at {where}", field="folder")
+        raise UpstreamError(f"{self.service} answered {status} for {where}")
+
+    def list_folder(self, path: str) -> list[str]:
+        resp = self._request("folder", {"filepath": path}, stream=False)
+        try:
+            files = resp.json()["files"]
+        except (ValueError, KeyError, TypeError):
+            raise UpstreamError(
+                f"{self.service} answered a folder listing without 'files'"
+            ) from None
+        if not isinstance(files, list) or not all(isinstance(f, str) for f in files):
+            raise UpstreamError(f"{self.service} answered a malformed folder listing")
+        return files
+
+    def open(self, path: str) -> Download:
+        resp = self._request("file", {"filepath": path}, stream=True)
+        length = resp.headers.get("Content-Length")
+        return Download(
+            resp.iter_content(CHUNK_SIZE),
+            int(length) if length and length.isdigit() else None,
+            close=resp.close,
+        )
+
+
+def walk(source: Source, folder: str, limit: int) -> Iterator[str]:
+    """Every file below ``folder`` (absolute paths), breadth first, at most ``limit``."""
+    pending = [folder]
+    seen: set[str] = set()
+    count = 0
+    while pending:
+        current = pending.pop(0)
+        if current in seen:
+            continue
+        seen.add(current)
+        for entry in source.list_folder(current):
+            if not entry.startswith(current.rstrip("/") + "/"):
+                raise UpstreamError(f"the storage listed {entry!r} outside {current!r}")
+            if entry.endswith("/"):
+                pending.append(entry)
+                continue
+            count += 1
+            if count > limit:
+                raise BadRequest(f"the folder holds more than {limit} files", field="folder")
+            yield entry
+
+
+def _md5_of(download: Download) -> tuple[int, str]:
+    meter = Meter(download.chunks, download.size)
+    try:
+        for _ in meter:
+            pass
+    finally:
+        if download.close:
+            download.close()
+    return meter.size, meter.md5
+
+
+def _transfer_one(
+    archive: Any,
+    who: Identity,
+    project_id: str,
+    source: Source,
+    path: str,
+    name: str,
+    existing: dict[str, Any],
+) -> dict[str, Any]:
+    entry: dict[str, Any] = {"filename": name, "source": path}
+    try:
+        download = source.open(path)
+        known = existing.get(name)
+        if known is not None and download.size == known.get("size"):
+            size, md5 = _md5_of(download)
+            if f"md5:{md5}" == known.get("checksum"):
+                return {**entry, "size": size, "md5": md5, "status": "skipped"}
+            download = source.open(path)
+        upload = Upload(name, download.chunks, size=download.size)
+        try:
+            stored = archive.store_file(who, project_id, upload)
+        finally:
+            if download.close:
+                download.close()
+        checksum = str(stored.get("checksum", ""))
+        md5 = checksum.removeprefix("md5:")
+        return {**entry, "size": stored.get("size"), "md5": md5, "status": "stored"}
+    except ConnectorError as err:
+        log.warning("passive.file_failed file=%s status=%d detail=%s", name, err.status, err.detail)
+        return {**entry, "status": "failed", "error": err.detail, "errorStatus": err.status}
+    except (requests.RequestException, OSError) as exc:
+        log.warning("passive.file_failed file=%s error=%s", name, exc.__class__.__name__)
+        return {
+            **entry,
+            "status": "failed",
+            "error": f"transfer broke off ({exc.__class__.__name__})",
+            "errorStatus": 502,
+        }
+
+
+def _source(runtime: Runtime, who: Identity, service: str, username: str) -> Source:
+    settings = runtime.settings
+    if service == settings.servicename and runtime.storage is not None:
+        return Source(storage=runtime.storage, who=Identity(who.user, who.token, service))
+    template = settings.get("PASSIVE_STORAGE_URL_TEMPLATE", DEFAULT_TEMPLATE) or DEFAULT_TEMPLATE
+    base = template.replace("{service}", service)
+
+    def session_form() -> str:
+        if not settings.port_service_url:
+            return username
+        token = lookup_token(runtime.session, settings.port_service_url, username, service)
+        return f"{service}://{username}:{token}"
+
+    client = StorageClient(
+        base,
+        username,
+        service=service,
+        session=runtime.session,
+        timeout=(settings.connect_timeout, settings.read_timeout),
+        session_user_id=session_form if settings.port_service_url else None,
+    )
+    return Source(client=client)
+
+
+def pull_folder(
+    runtime: Runtime, who: Identity, project_id: str, fields: dict[str, Any]
+) -> tuple[dict[str, Any], int]:
+    """Transfer ``fields['folder']`` of ``fields['service']`` into the project."""
+    service = str(fields.get("service") or "")
+    if not SERVICE_RE.match(service):
+        raise BadRequest("service must be an RDS service name like port-owncloud", field="service")
+    folder_path = storage_path(fields.get("folder"), "folder")
+    folder = "/" + folder_path
+    username = str(fields.get("username") or who.user)
+    if username != who.user:
+        raise Forbidden("username names another user than userId", field="username")
+    archive = runtime.archive
+    source = _source(runtime, who, service, username)
+    limit = int(runtime.settings.get("PASSIVE_MAX_FILES", "10000") or 10000)
+    paths = list(walk(source, folder, limit))
+    prefix = folder.rstrip("/") + "/"
+    names = [p[len(prefix) :] for p in paths]
+    existing = {f["filename"]: f for f in archive.list_files(who, project_id)}
+    workers = max(1, int(runtime.settings.get("PASSIVE_CONCURRENCY", "4") or 4))
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        results = list(
+            pool.map(
+                lambda pn: _transfer_one(archive, who, project_id, source, pn[0], pn[1], existing),
+                zip(paths, names, strict=True),
+            )
+        )
+    failed = [r["filename"] for r in results if r["status"] == "failed"]
+    counts = {s: sum(r["status"] == s for r in results) for s in ("stored", "skipped", "failed")}
+    log.info(
+        "passive.done project=%s service=%s files=%d stored=%d skipped=%d failed=%d",
+        project_id,
+        service,
+        len(results),
+        counts["stored"],
+        counts["skipped"],
+        counts["failed"],
+    )
+    body = {"success": not failed, "files": results, "failed": failed, "counts": counts}
+    if not failed:
+        return body, 200
+    statuses = {r["errorStatus"] for r in results if r["status"] == "failed"}
+    status = statuses.pop() if len(statuses) == 1 else 502
+    return body, status if 400 <= status < 500 else 502

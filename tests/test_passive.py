@@ -1,0 +1,182 @@
+"""Passive transfer: the connector pulls a folder from a fileStorage service into a project."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+
+import pytest
+from flask import Flask, Response, jsonify, request
+
+from local_router import build_app
+from tests.conftest import uid
+from tests.support.servers import ServerThread, router_process
+
+FILES = {
+    "raw/2026/a.csv": b"depth,ph\n1,7\n",
+    "raw/b b.bin": os.urandom(200_000),
+    "Übersicht/naïve.txt": "ü".encode(),
+    "top.txt": b"top",
+}
+
+
+def put_storage(client, path, data, user_id=None):
+    resp = client.post(
+        "/storage/file",
+        data={"userId": user_id or uid(), "filepath": path, "file": (io.BytesIO(data), "f")},
+        content_type="multipart/form-data",
+    )
+    assert resp.status_code == 200, resp.json
+
+
+def pull(client, pid, **form):
+    data = {"userId": uid(), "username": "alice@cloud.example.org", **form}
+    return client.post(f"/metadata/project/{pid}/files", data=data)
+
+
+def project_files(client, pid):
+    return {
+        f["filename"]: f
+        for f in client.get(f"/metadata/project/{pid}/files", json={"userId": uid()}).json
+    }
+
+
+def md5(data):
+    return hashlib.md5(data).hexdigest()
+
+
+def test_in_process_pull_stores_every_file_then_a_rerun_skips_them(client, data_dir) -> None:
+    for name, data in FILES.items():
+        put_storage(client, f"/research/{name}", data)
+    put_storage(client, "/elsewhere/not-this.txt", b"no")
+    pid = client.post("/metadata/project", json={"userId": uid()}).json["projectId"]
+
+    first = pull(client, pid, folder="/research", service="port-local")
+    assert first.status_code == 200, first.json
+    assert (
+        first.json["counts"] == {"stored": len(FILES), "skipped": 0, "failed": 0}
+        and first.json["failed"] == []
+    )
+    assert {f["filename"]: (f["size"], f["md5"], f["status"]) for f in first.json["files"]} == {
+        n: (len(d), md5(d), "stored") for n, d in FILES.items()
+    }
+    got = project_files(client, pid)
+    assert {n: f["checksum"] for n, f in got.items()} == {
+        n: "md5:" + md5(d) for n, d in FILES.items()
+    }
+    folder = next((data_dir / "projects").glob("u-*")) / pid
+    for name, data in FILES.items():
+        assert (folder / name).read_bytes() == data
+
+    again = pull(client, pid, folder="/research/", service="port-local")
+    assert again.status_code == 200
+    assert {f["status"] for f in again.json["files"]} == {"skipped"}
+    assert again.json["counts"]["skipped"] == len(FILES)
+
+
+def test_a_changed_source_file_is_transferred_again(client) -> None:
+    put_storage(client, "/r/x.txt", b"one")
+    pid = client.post("/metadata/project", json={"userId": uid()}).json["projectId"]
+    assert pull(client, pid, folder="/r", service="port-local").status_code == 200
+    put_storage(client, "/r/x.txt", b"two")  # same size, other bytes
+    resp = pull(client, pid, folder="/r", service="port-local")
+    assert [f["status"] for f in resp.json["files"]] == ["stored"]
+    assert project_files(client, pid)["x.txt"]["checksum"] == "md5:" + md5(b"two")
+
+
+def test_pull_over_http_from_another_connector(make_runtime, data_dir, tmp_path) -> None:
+    storage_env = {
+        "CONNECTOR_DATA_DIR": str(tmp_path / "storage-side"),
+        "CONNECTOR_METADATA": "none",
+        "CONNECTOR_SERVICENAME": "port-files",
+        "CONNECTOR_CONFIG": "",
+    }
+    with router_process(storage_env) as storage:
+        import requests
+
+        for name, data in FILES.items():
+            resp = requests.post(
+                f"{storage.url}/storage/file",
+                timeout=30,
+                data={"userId": "alice@cloud.example.org", "filepath": f"/proj/{name}"},
+                files={"file": ("f", data)},
+            )
+            assert resp.status_code == 200, resp.text
+        client = build_app(
+            make_runtime(CONNECTOR_STORAGE="none", PASSIVE_STORAGE_URL_TEMPLATE=storage.url)
+        ).test_client()
+        pid = client.post("/metadata/project", json={"userId": uid()}).json["projectId"]
+        resp = pull(client, pid, folder="/proj", service="port-files")
+        assert resp.status_code == 200, resp.json
+        folder = next((data_dir / "projects").glob("u-*")) / pid
+        for name, data in FILES.items():
+            assert (folder / name).read_bytes() == data
+
+
+def flaky_storage() -> Flask:
+    """A fileStorage double whose 'broken.bin' stops half-way through its announced length."""
+    app = Flask("flaky")
+    files = {"/d/ok1.txt": b"ok-one", "/d/sub/ok2.txt": b"ok-two", "/d/broken.bin": b"x" * 100_000}
+
+    @app.get("/storage/folder")
+    def folder():
+        path = request.get_json()["filepath"].rstrip("/")
+        if path == "/d":
+            return jsonify({"files": ["/d/ok1.txt", "/d/broken.bin", "/d/sub/"]})
+        return jsonify({"files": ["/d/sub/ok2.txt"]})
+
+    @app.get("/storage/file")
+    def file():
+        path = request.get_json()["filepath"]
+        data = files[path]
+        if path.endswith("broken.bin"):
+
+            def cut():
+                yield data[:40_000]
+                raise ConnectionError("storage died")
+
+            return Response(cut(), headers={"Content-Length": str(len(data))})
+        return Response(data, content_type="application/octet-stream")
+
+    return app
+
+
+def test_a_file_that_fails_midway_is_reported_while_the_others_succeed(
+    make_runtime, data_dir
+) -> None:
+    server = ServerThread(flaky_storage()).start()
+    try:
+        client = build_app(make_runtime(PASSIVE_STORAGE_URL_TEMPLATE=server.url)).test_client()
+        pid = client.post("/metadata/project", json={"userId": uid()}).json["projectId"]
+        resp = pull(client, pid, folder="/d", service="port-flaky")
+        assert resp.status_code == 502
+        assert resp.content_type == "application/problem+json"
+        assert resp.json["failed"] == ["broken.bin"]
+        by_name = {f["filename"]: f["status"] for f in resp.json["files"]}
+        assert by_name == {"ok1.txt": "stored", "sub/ok2.txt": "stored", "broken.bin": "failed"}
+        assert sorted(project_files(client, pid)) == ["ok1.txt", "sub/ok2.txt"]
+        folder = next((data_dir / "projects").glob("u-*")) / pid
+        assert not (folder / "broken.bin").exists()
+        assert not any((data_dir / "projects").rglob(".tmp/*"))
+    finally:
+        server.stop()
+
+
+@pytest.mark.parametrize(
+    ("form", "status", "field"),
+    [
+        ({"folder": "/r", "service": "http://evil.example/"}, 400, "service"),
+        ({"folder": "/r", "service": "port-x@evil.example"}, 400, "service"),
+        ({"folder": "/r/../../etc", "service": "port-local"}, 400, "folder"),
+        ({"folder": "/r", "service": "port-local", "username": "mallory"}, 403, "username"),
+        ({"folder": "/missing", "service": "port-local"}, 404, "filepath"),
+    ],
+)
+def test_bad_pull_requests_get_a_problem(client, form, status, field) -> None:
+    put_storage(client, "/r/x.txt", b"x")
+    pid = client.post("/metadata/project", json={"userId": uid()}).json["projectId"]
+    resp = pull(client, pid, **form)
+    assert resp.status_code == status, resp.json
+    assert resp.json["field"] == field
+    assert project_files(client, pid) == {}
