@@ -185,8 +185,11 @@ REVERSE_TYPE: dict[tuple[str, str | None], str] = {
     ("physicalobject", None): "Product",
 }
 
-# SPDX id (lower case) -> Zenodo licence id. Zenodo's ids are SPDX ids in lower case, except
-# CC0 which the classic API calls ``cc-zero``.
+# SPDX id -> Zenodo licence id. Zenodo's ids are SPDX ids in lower case (its licence
+# vocabulary), except CC0 which the classic API calls ``cc-zero``. Only ids that Zenodo's
+# classic API maps are listed: it answers an unknown id with an error, not a 400. Deprecated
+# SPDX ids (``GPL-3.0``) are sent as their ``-only`` form: Zenodo's legacy alias table maps
+# ``gpl-3.0`` to GPL-2.0.
 SPDX_TO_ZENODO: dict[str, str] = {
     "CC0-1.0": "cc-zero",
     "CC-PDDC": "cc-pddc",
@@ -215,6 +218,41 @@ SPDX_TO_ZENODO: dict[str, str] = {
     "Artistic-2.0": "artistic-2.0",
     "BSL-1.0": "bsl-1.0",
     "Zlib": "zlib",
+    "0BSD": "0bsd",
+    "MIT-0": "mit-0",
+    "Apache-1.1": "apache-1.1",
+    "BSD-4-Clause": "bsd-4-clause",
+    "EPL-1.0": "epl-1.0",
+    "MPL-1.1": "mpl-1.1",
+    "EUPL-1.1": "eupl-1.1",
+    "CECILL-2.1": "cecill-2.1",
+    "CECILL-B": "cecill-b",
+    "CECILL-C": "cecill-c",
+    "OFL-1.1": "ofl-1.1",
+    "WTFPL": "wtfpl",
+    "PostgreSQL": "postgresql",
+    "X11": "x11",
+    "NCSA": "ncsa",
+    "UPL-1.0": "upl-1.0",
+    "AFL-3.0": "afl-3.0",
+    "ECL-2.0": "ecl-2.0",
+    "LPPL-1.3c": "lppl-1.3c",
+    "ZPL-2.1": "zpl-2.1",
+    "CERN-OHL-P-2.0": "cern-ohl-p-2.0",
+    "CERN-OHL-S-2.0": "cern-ohl-s-2.0",
+    "CERN-OHL-W-2.0": "cern-ohl-w-2.0",
+    "CDLA-Permissive-1.0": "cdla-permissive-1.0",
+    "CDLA-Sharing-1.0": "cdla-sharing-1.0",
+    "O-UDA-1.0": "o-uda-1.0",
+    "NLOD-1.0": "nlod-1.0",
+    "OGL-UK-3.0": "ogl-uk-3.0",
+    "etalab-2.0": "etalab-2.0",
+    # The only ported CC licences in Zenodo's vocabulary; other ports map to the generic one.
+    "CC-BY-3.0-AT": "cc-by-3.0-at",
+    "CC-BY-3.0-US": "cc-by-3.0-us",
+    "CC-BY-SA-3.0-AT": "cc-by-sa-3.0-at",
+    "CC-BY-SA-2.0-UK": "cc-by-sa-2.0-uk",
+    "CC-BY-NC-ND-3.0-IGO": "cc-by-nc-nd-3.0-igo",
     **{
         f"CC-{kind}-{version}": f"cc-{kind.lower()}-{version}"
         for kind in ("BY", "BY-SA", "BY-ND", "BY-NC", "BY-NC-SA", "BY-NC-ND")
@@ -253,6 +291,21 @@ _SPDX_URL = re.compile(
     r"^https?://(?:www\.)?spdx\.org/licenses/([A-Za-z0-9.+-]+?)(?:\.html|\.json)?/?$"
 )
 _OSI_URL = re.compile(r"^https?://(?:www\.)?opensource\.org/licenses?/([A-Za-z0-9.+-]+?)/?$")
+# Licence pages of their stewards -> SPDX id.
+LICENSE_URLS: dict[str, str] = {
+    "apache.org/licenses/license-2.0": "apache-2.0",
+    "gnu.org/licenses/gpl-3.0": "gpl-3.0-only",
+    "gnu.org/licenses/gpl-2.0": "gpl-2.0-only",
+    "gnu.org/licenses/lgpl-3.0": "lgpl-3.0-only",
+    "gnu.org/licenses/lgpl-2.1": "lgpl-2.1-only",
+    "gnu.org/licenses/agpl-3.0": "agpl-3.0-only",
+    "mozilla.org/mpl/2.0": "mpl-2.0",
+    "opendatacommons.org/licenses/odbl/1-0": "odbl-1.0",
+    "opendatacommons.org/licenses/by/1-0": "odc-by-1.0",
+    "opendatacommons.org/licenses/pddl/1-0": "pddl-1.0",
+    "joinup.ec.europa.eu/collection/eupl/eupl-text-eupl-12": "eupl-1.2",
+}
+_CC_ID = re.compile(r"^cc-(by(?:-nc)?(?:-sa|-nd)?)-(\d\.\d)(?:-([a-z]{2,3}))?$")
 
 # ISO 639-1 -> ISO 639-3 (the terminological codes Zenodo's vocabulary uses).
 LANGUAGES: dict[str, str] = {
@@ -278,6 +331,14 @@ LANGUAGE_BIBLIOGRAPHIC: dict[str, str] = {
     "rum": "ron", "chi": "zho", "per": "fas", "ice": "isl", "wel": "cym", "baq": "eus",
     "alb": "sqi", "mac": "mkd", "geo": "kat", "arm": "hye", "may": "msa",
 }  # fmt: skip
+
+# Lower-case words that belong to the family name that follows them.
+NAME_PARTICLES = frozenset(
+    {"van", "von", "der", "den", "de", "del", "della", "di", "da", "das", "dos", "du"}
+    | {"la", "le", "ten", "ter", "zu", "ó", "bin", "ibn"}
+)
+# schema.org types (besides *Organization) of agents that are not people.
+ORGANIZATION_TYPES = frozenset({"corporation", "ngo", "project", "consortium", "fundingscheme"})
 
 # Root properties that become Zenodo contributors, with their contributor type.
 CONTRIBUTOR_PROPERTIES: tuple[tuple[str, str], ...] = (
@@ -348,11 +409,22 @@ class _Graph:
         self.entities: dict[str, dict[str, Any]] = {}
         for entity in graph:
             if isinstance(entity, dict) and isinstance(entity.get("@id"), str):
-                # The first entity with an @id wins; RO-Crate requires ids to be unique.
-                self.entities.setdefault(entity["@id"], entity)
+                known = self.entities.get(entity["@id"])
+                if known is None:
+                    self.entities[entity["@id"]] = entity
+                else:
+                    # JSON-LD merges nodes with one @id (real crates repeat them, e.g.
+                    # ROHub's); the first value of a property wins.
+                    self.entities[entity["@id"]] = {**entity, **known}
 
     def get(self, ref: Any) -> dict[str, Any] | None:
-        """The entity a value refers to (an ``{"@id"}`` reference or a nested entity)."""
+        """The entity a value refers to (an ``{"@id"}`` reference or a nested entity).
+
+        A plain string that is the ``@id`` of an entity counts as a reference too: JSON-LD
+        would read it as a literal, but crates in the wild (ROHub) mean the entity.
+        """
+        if isinstance(ref, str) and ref in self.entities and ref not in ROOT_ALIASES:
+            return self.entities[ref]
         if isinstance(ref, dict):
             ident = ref.get("@id")
             if isinstance(ident, str) and ident in self.entities and len(ref) == 1:
@@ -543,25 +615,40 @@ def _family_given(entity: dict[str, Any]) -> str | None:
     name = _first_text(entity, "name")
     if not name:
         return None
-    if "," in name or "Organization" in _types(entity) or " " not in name:
+    return family_given_of(name)
+
+
+def family_given_of(name: str) -> str:
+    """``Given [particles] Family`` -> ``[particles] Family, Given``; commas kept as they are.
+
+    A heuristic for names given only whole: the family name is the last word together with
+    the lower-case particles before it (``Shaun de Witt`` -> ``de Witt, Shaun``).
+    """
+    words = name.split()
+    if "," in name or len(words) < 2:
         return name
-    given, _, family = name.rpartition(" ")
-    return f"{family}, {given}"
+    start = len(words) - 1
+    while start > 1 and words[start - 1].lower() in NAME_PARTICLES:
+        start -= 1
+    return f"{' '.join(words[start:])}, {' '.join(words[:start])}"
 
 
 def _is_organization(entity: dict[str, Any]) -> bool:
-    types = _types(entity)
-    return any(t in types for t in ("Organization", "ResearchOrganization", "Corporation"))
+    for kind in _types(entity):
+        low = kind.rsplit(":", 1)[-1].rsplit("#", 1)[-1].rsplit("/", 1)[-1].lower()
+        if low.endswith(("organization", "organisation")) or low in ORGANIZATION_TYPES:
+            return True
+    return False
 
 
 def _agent(graph: _Graph, value: Any, prop: str) -> dict[str, str] | None:
     """One Zenodo creator/contributor from a Person, an Organization or a bare name."""
-    text = _text(value, prop)
-    if text:
-        # A literal name, or a URL naming someone (an ORCID without its entity).
-        orcid = orcid_of(text)
-        return {"name": text, "orcid": orcid} if orcid else {"name": text}
     entity = graph.get(value)
+    text = _text(value, prop) if entity is None else None
+    if text:
+        # A literal name. A URL is an identifier, not a name: without an entity to name
+        # it, Zenodo would show the URL as a person.
+        return None if re.match(r"^[a-z][a-z0-9+.-]*:", text, re.I) else {"name": text}
     if entity is None:
         return None
     if _is_organization(entity):
@@ -601,8 +688,14 @@ def _agents(graph: _Graph, root: dict[str, Any], prop: str) -> list[dict[str, st
 
 
 def _creators(graph: _Graph, root: dict[str, Any]) -> list[dict[str, str]]:
-    for prop in ("creator", "author", "publisher", "sourceOrganization"):
-        agents = _agents(graph, root, prop)
+    """Every creator; else the authors of the main entity (a workflow's), else the publisher."""
+    main = graph.get(root.get("mainEntity")) if isinstance(root.get("mainEntity"), dict) else None
+    sources = [(root, "creator"), (root, "author")]
+    if main is not None:
+        sources += [(main, "creator"), (main, "author")]
+    sources += [(root, "publisher"), (root, "sourceOrganization")]
+    for entity, prop in sources:
+        agents = _agents(graph, entity, prop)
         if agents:
             return agents
     return [{"name": UNKNOWN_CREATOR}]
@@ -628,6 +721,8 @@ def _license_key(text: str) -> tuple[str | None, str | None]:
         kind, code, version, port = cc.groups()
         spdx = "cc0-1.0" if kind.lower() == "publicdomain" and code.lower() == "zero" else None
         spdx = spdx or f"cc-{code.lower()}-{version}"
+        if port and f"{spdx}-{port.lower()}" in LICENSE_TABLE:
+            return LICENSE_TABLE[f"{spdx}-{port.lower()}"], None
         zenodo = LICENSE_TABLE.get(spdx)
         if zenodo and port:
             return zenodo, f"Licence: {text}"
@@ -637,9 +732,18 @@ def _license_key(text: str) -> tuple[str | None, str | None]:
         if match:
             text = match.group(1)
             break
-    key = text.lower().replace("_", "-")
+    page = re.sub(r"^https?://(?:www\.)?", "", text.lower())
+    page = re.sub(r"(\.html?|\.txt|\.en\.html|/)+$", "", page)
+    if page in LICENSE_URLS:
+        return LICENSE_TABLE[LICENSE_URLS[page]], None
+    key = re.sub(r"[\s_]+", "-", text.lower())
     key = LICENSE_ALIASES.get(key, key)
-    return LICENSE_TABLE.get(key), None
+    if key in LICENSE_TABLE:
+        return LICENSE_TABLE[key], None
+    ported = _CC_ID.match(key)  # "CC-BY-3.0-AU", "cc by-nc 2.0 de"
+    if ported and f"cc-{ported.group(1)}-{ported.group(2)}" in LICENSE_TABLE:
+        return LICENSE_TABLE[f"cc-{ported.group(1)}-{ported.group(2)}"], f"Licence: {text}"
+    return None, None
 
 
 def _follow(graph: _Graph, value: Any, props: tuple[str, ...], prop: str) -> Iterator[str]:
@@ -652,6 +756,8 @@ def _follow(graph: _Graph, value: Any, props: tuple[str, ...], prop: str) -> Ite
     def walk(item: Any, path: tuple[str, ...]) -> Iterator[str]:
         if len(path) > MAX_DEPTH:
             raise BadRequest(f"{prop} references nest deeper than {MAX_DEPTH}", field=prop)
+        if isinstance(item, str) and item not in path and graph.get(item) is not None:
+            item = {"@id": item}  # a string naming an entity, not itself
         text = _text(item, prop)
         if text:
             yield text
@@ -676,8 +782,23 @@ def _follow(graph: _Graph, value: Any, props: tuple[str, ...], prop: str) -> Ite
     yield from walk(value, ())
 
 
+def _parts_license(graph: _Graph, root: dict[str, Any]) -> list[Any]:
+    """The one licence every licensed part of the root shares, as ``[value]``, else ``[]``.
+
+    A crate often licenses its files and not itself (the spec's rainfall example); Zenodo
+    needs one licence for the record, and the files' common one is the honest choice.
+    """
+    found: list[Any] = []
+    for part in _values(root.get("hasPart")):
+        entity = graph.get(part)
+        for value in _values(entity.get("license")) if entity is not None else []:
+            if value not in found:
+                found.append(value)
+    return found if len(found) == 1 else []
+
+
 def _license(graph: _Graph, root: dict[str, Any]) -> tuple[str, str | None]:
-    values = _values(root.get("license"))
+    values = _values(root.get("license")) or _parts_license(graph, root)
     if not values:
         return DEFAULT_LICENSE, None
     seen: list[str] = []

@@ -482,3 +482,177 @@ def test_crate_property_for_related_identifier_uses_relation():
 
 def _load(name: str) -> dict[str, Any]:
     return json.loads((CRATES / name).read_text(encoding="utf-8"))
+
+
+# --- real-world crates (tests/data/crates/SOURCES.md says where each comes from) -------------
+
+CC_BY_NC_SA_AU = "https://creativecommons.org/licenses/by-nc-sa/3.0/au/"
+REAL_CRATES: dict[str, dict[str, Any]] = {
+    "rds-upstream-example.json": {
+        "title": "Data files associated with the manuscript:Effects of facilitated family"
+        " case conferencing for ...",
+        "description": "Palliative care planning for nursing home residents with advanced"
+        " dementia ...",
+        "publication_date": "2017-01-01",
+        "creators": [{"name": "Unknown"}],
+        "access_right": "open",
+        "license": "cc-by-nc-sa-3.0",
+        "upload_type": "dataset",
+        "related_identifiers": [
+            {"identifier": "10.4225/59/59672c09f4a4b", "relation": "isAlternateIdentifier"}
+        ],
+        "notes": f"Licence: {CC_BY_NC_SA_AU}",
+    },
+    "rainfall-1.2.0.json": {
+        "title": "Example dataset for RO-Crate specification",
+        "description": "Official rainfall readings for Katoomba, NSW 2022, Australia",
+        "publication_date": "2022-12-01",
+        "creators": [{"name": "Bureau of Meteorology"}],
+        "access_right": "open",
+        "license": "cc-by-nc-sa-3.0",
+        "upload_type": "dataset",
+        "notes": f"Licence: {CC_BY_NC_SA_AU}",
+    },
+    "inveniordm-legacy-crate.jsonld": {
+        "title": "Legacy Dataset for Testing",
+        "description": "This is a minimal legacy RO-Crate root entity for tests.",
+        "publication_date": "2017-01-01",
+        "creators": [{"name": "Unknown"}],
+        "access_right": "open",
+        "license": "cc-by-nc-sa-3.0",
+        "upload_type": "dataset",
+        "related_identifiers": [
+            {"identifier": "10.4225/59/59672c09f4a4b", "relation": "isAlternateIdentifier"}
+        ],
+        "notes": f"Licence: {CC_BY_NC_SA_AU}",
+    },
+    "ro-crate-1.1-specification.json": {
+        "title": "RO-Crate specification dataset",
+        "publication_date": "2022-01-19",
+        "creators": [
+            {"name": "Ó Carragáin, Eoghan", "orcid": "0000-0001-8131-2150"},
+            {"name": "Sefton, Peter", "orcid": "0000-0002-3545-944X"},
+            {"name": "Soiland-Reyes, Stian", "orcid": "0000-0001-9842-9718"},
+            {"name": "Corcho, Oscar", "orcid": "0000-0002-9260-0753"},
+            {"name": "de Witt, Shaun", "orcid": "0000-0003-4196-3658"},
+        ],
+        "access_right": "open",
+        "license": "apache-2.0",
+        "upload_type": "dataset",
+        "version": "1.1.2",
+        # The crate's own identifier is a Zenodo DOI (10.5281/zenodo.5841615): Zenodo mints
+        # those, so it is not sent as an alternate identifier.
+        "related_identifiers": [
+            {"identifier": "10.3233/DS-210053", "relation": "cites"},
+            {"identifier": "10.5281/zenodo.3250687", "relation": "cites"},
+            {"identifier": "https://w3id.org/ro/crate/", "relation": "isPartOf"},
+        ],
+    },
+    "ro-crate-py-detached.json": {
+        "title": "Example crate",
+        "description": "An example RO-Crate",
+        "publication_date": "2026-01-28",
+        "creators": [{"name": "Unknown"}],
+        "access_right": "open",
+        "license": "cc-zero",
+        "upload_type": "dataset",
+        "related_identifiers": [
+            {
+                "identifier": "https://raw.githubusercontent.com/ResearchObject/ro-crate-py/"
+                "master/test/test-data/",
+                "relation": "isAlternateIdentifier",
+            }
+        ],
+    },
+    "ro-crate-py-galaxy-sortchangecase.json": {
+        "title": "sort-and-change-case",
+        "description": "sort lines and change text to upper case",
+        "publication_date": TODAY.isoformat(),  # the crate has no datePublished
+        "creators": [{"name": "Unknown"}],
+        "access_right": "open",
+        "license": "apache-2.0",
+        "upload_type": "software",
+    },
+    "ro-crate-zenodo-valid-crate.json": {
+        "title": "Demo Crate",
+        "description": "a demo crate for Galaxy training",
+        "publication_date": "2024-03-08",
+        # Its ORCID 0000-0000-0000-0000 fails the check digit, so it is left out.
+        "creators": [{"name": "Smith, Jane", "affiliation": "Example University"}],
+        "access_right": "open",
+        "license": "cc-by-nc-sa-4.0",
+        "upload_type": "lesson",
+    },
+    "rohub-real-world-example.json": {
+        "title": "A new index (MediSkew) for the assessment of the Cymodocea nodosa (Ucria)"
+        " Ascherson meadow's status",
+        "publication_date": "2018-06-20",
+        "creators": [{"name": "CNR-ISMAR"}],
+        "access_right": "open",
+        "license": "cc-by-4.0",
+        "upload_type": "dataset",
+        "contributors": [{"name": "ELSEVIER SCI LTD", "type": "RightsHolder"}],
+        "related_identifiers": [
+            {
+                "identifier": "https://w3id.org/ro-id/b927e3d8-5bfd-4332-b14c-ab3a07d36dc6",
+                "relation": "isAlternateIdentifier",
+            }
+        ],
+    },
+    "workflowhub-workflow-ro-crate-1.0-example.json": {
+        "title": "Hello World",
+        "publication_date": "2021-11-18",
+        "creators": [{"name": "Soiland-Reyes, Stian", "orcid": "0000-0001-9842-9718"}],
+        "access_right": "open",
+        "license": "cc-zero",
+        "upload_type": "software",
+        "keywords": ["example", "reverse"],
+    },
+}
+# Long descriptions: their start, their end and their paragraph breaks.
+LONG_DESCRIPTIONS = {
+    "ro-crate-1.1-specification.json": (
+        "This specification defines a method, known as RO-Crate",
+        "with explanation by examples.",
+        2,
+    ),
+    "rohub-real-world-example.json": (
+        "In the Mediterranean region Cymodocea nodose",
+        "(C) 2015 Elsevier Ltd. All rights reserved.",
+        0,
+    ),
+    "workflowhub-workflow-ro-crate-1.0-example.json": (
+        "An example Workflow RO-Crate, showing a Galaxy workflow",
+        "refer to the Workflow RO-Crate profile for minimal requirements.",
+        0,
+    ),
+}
+
+
+def test_at_least_six_real_crates_with_sources():
+    names = sorted(p.name for p in CRATES.iterdir() if p.name != "SOURCES.md")
+    assert names == sorted(REAL_CRATES)
+    sources = (CRATES / "SOURCES.md").read_text(encoding="utf-8")
+    assert all(f"`{name}`" in sources for name in names)
+    assert len(names) >= 6
+
+
+@pytest.mark.parametrize("name", sorted(REAL_CRATES))
+def test_real_crate_maps_exactly(name):
+    meta = crate_to_zenodo(_load(name), today=TODAY)
+    if name in LONG_DESCRIPTIONS:
+        start, end, breaks = LONG_DESCRIPTIONS[name]
+        description = meta.pop("description")
+        assert description.startswith(start)
+        assert description.endswith(end)
+        assert description.count("<br><br>") == breaks
+    assert meta == REAL_CRATES[name]
+
+
+@pytest.mark.parametrize("name", sorted(REAL_CRATES))
+def test_real_crate_round_trip_is_stable(name):
+    first = crate_to_zenodo(_load(name), today=TODAY)
+    back = zenodo_to_crate(first, files=[{"filename": "data.csv", "size": 10, "checksum": "md5:x"}])
+    assert crate_to_zenodo(back, today=TODAY) == first
+    again = zenodo_to_crate(crate_to_zenodo(back, today=TODAY))
+    assert crate_to_zenodo(again, today=TODAY) == first
