@@ -160,7 +160,6 @@ TYPE_TABLE: dict[str, tuple[str, str | None]] = {
     "VideoObject": ("video", None),
     "MovieClip": ("video", None),
     "PresentationDigitalDocument": ("presentation", None),
-    "Poster": ("poster", None),
     "Course": ("lesson", None),
     "LearningResource": ("lesson", None),
     "Product": ("physicalobject", None),
@@ -184,6 +183,9 @@ REVERSE_TYPE: dict[tuple[str, str | None], str] = {
     ("lesson", None): "LearningResource",
     ("physicalobject", None): "Product",
 }
+
+# upload_type -> schema.org type when no (upload_type, subtype) pair above names one.
+GENERIC_TYPE: dict[str, str] = {"publication": "ScholarlyArticle", "image": "ImageObject"}
 
 # SPDX id -> Zenodo licence id. Zenodo's ids are SPDX ids in lower case (its licence
 # vocabulary), except CC0 which the classic API calls ``cc-zero``. Only ids that Zenodo's
@@ -373,7 +375,6 @@ FIELD_TO_PROPERTY: dict[str, str] = {
     "version": "version",
     "language": "inLanguage",
     "grants": "funding",
-    "notes": "funding",
 }
 
 _ORCID = re.compile(r"(\d{4}-\d{4}-\d{4}-\d{3}[\dX])$")
@@ -529,13 +530,10 @@ def _first_text(entity: dict[str, Any], *props: str) -> str | None:
 
 def _entity_label(graph: _Graph, value: Any, prop: str) -> str | None:
     """A human name for a literal or referenced entity (``name``, else its id or url)."""
-    text = _text(value, prop)
-    if text:
-        return text
     entity = graph.get(value)
     if entity is None:
-        return None
-    return _first_text(entity, "name", "alternateName", "@id")
+        return _text(value, prop)
+    return _first_text(entity, "name", "legalName", "alternateName", "@id")
 
 
 def parse_date(value: Any) -> str | None:
@@ -1053,6 +1051,21 @@ def _one_or_many(items: list[Any]) -> Any:
     return items[0] if len(items) == 1 else items
 
 
+def _schema_types(metadata: dict[str, Any]) -> dict[str, Any]:
+    """``@type`` (and ``genre`` where no schema.org type says it) for an upload type.
+
+    Chosen so that ``_upload_type`` reads back exactly the same upload and sub type.
+    """
+    upload = metadata.get("upload_type") or DEFAULT_UPLOAD_TYPE
+    sub = metadata.get("publication_type") or metadata.get("image_type")
+    schema_type = REVERSE_TYPE.get((upload, sub)) or GENERIC_TYPE.get(upload)
+    out: dict[str, Any] = {"@type": ["Dataset", schema_type]} if schema_type else {}
+    derived = TYPE_TABLE.get(schema_type or "Dataset", ("dataset", None))
+    if derived != (upload, sub):
+        out["genre"] = sub or upload
+    return out
+
+
 def zenodo_to_crate(
     metadata: dict[str, Any], *, files: list[dict[str, Any]] | None = None
 ) -> dict[str, Any]:
@@ -1060,15 +1073,7 @@ def zenodo_to_crate(
     if not isinstance(metadata, dict):
         raise BadRequest("Zenodo metadata must be an object", field="metadata")
     build = _Builder()
-    root: dict[str, Any] = {"@id": "./", "@type": "Dataset"}
-    upload = metadata.get("upload_type") or DEFAULT_UPLOAD_TYPE
-    sub = metadata.get("publication_type") or metadata.get("image_type")
-    schema_type = REVERSE_TYPE.get((upload, sub)) or REVERSE_TYPE.get((upload, None))
-    if schema_type:
-        root["@type"] = ["Dataset", schema_type]
-    derived = TYPE_TABLE.get(schema_type or "Dataset", ("dataset", None))
-    if upload != "dataset" and (derived[0], derived[1] if sub else None) != (upload, sub):
-        root["genre"] = sub or upload
+    root: dict[str, Any] = {"@id": "./", "@type": "Dataset", **_schema_types(metadata)}
     if metadata.get("title"):
         root["name"] = metadata["title"]
     if metadata.get("description"):
@@ -1154,9 +1159,14 @@ def zenodo_to_crate(
         entity: dict[str, Any] = {"@id": quote(name, safe="/"), "@type": "File", "name": name}
         if item.get("size") is not None:
             entity["contentSize"] = str(item["size"])
-        checksum = str(item.get("checksum") or "")
+        checksum = str(item.get("checksum") or "").removeprefix("md5:")
         if checksum:
-            entity["md5"] = checksum.removeprefix("md5:")
+            # The RO-Crate context has no checksum term; a schema.org PropertyValue says it.
+            entity["identifier"] = {
+                "@type": "PropertyValue",
+                "propertyID": "md5",
+                "value": checksum,
+            }
         parts.append(build.add(entity))
     if parts:
         root["hasPart"] = parts

@@ -656,3 +656,210 @@ def test_real_crate_round_trip_is_stable(name):
     assert crate_to_zenodo(back, today=TODAY) == first
     again = zenodo_to_crate(crate_to_zenodo(back, today=TODAY))
     assert crate_to_zenodo(again, today=TODAY) == first
+
+
+# --- more rules and inputs --------------------------------------------------------------------
+
+
+def test_fifty_megabyte_crate_of_many_entities_is_handled():
+    """~90k entities of 550 bytes each: parsed and mapped in one linear pass."""
+    filler = [{"@id": f"#f{i}", "@type": "File", "name": "x" * 550} for i in range(90_000)]
+    text = json.dumps(crate({"name": "big", "hasPart": [{"@id": "#f1"}]}, *filler))
+    assert len(text) > 50_000_000
+    meta = crate_to_zenodo(json.loads(text), today=TODAY)
+    assert meta["title"] == "big"
+
+
+def test_crate_with_too_many_entities_is_refused_before_indexing():
+    doc = crate()
+    doc["@graph"].extend([{}] * 200_000)  # 200k cheap entities, no ids to index
+    with pytest.raises(BadRequest) as err:
+        find_root(doc)
+    assert err.value.field == "metadata"
+
+
+def test_context_as_object_and_root_aliases():
+    doc = crate({"name": "dot"})
+    doc["@context"] = {"@vocab": "http://schema.org/"}
+    doc["@graph"][0]["about"] = [{"@id": "."}, {"@id": "other/"}]
+    assert find_root(doc)["name"] == "dot"
+
+
+def test_property_value_identifiers_for_doi_and_orcid():
+    meta = zen(
+        {
+            "identifier": {"@type": "PropertyValue", "propertyID": "doi", "value": "10.1234/pv"},
+            "creator": {"@id": "#p"},
+        },
+        {
+            "@id": "#p",
+            "@type": "Person",
+            "name": "Ann Lee",
+            "identifier": {"@id": "#orcid"},
+        },
+        {
+            "@id": "#orcid",
+            "@type": "PropertyValue",
+            "value": "https://orcid.org/0000-0002-1825-0097",
+        },
+    )
+    assert meta["related_identifiers"] == [
+        {"identifier": "10.1234/pv", "relation": "isAlternateIdentifier"}
+    ]
+    assert meta["creators"] == [{"name": "Lee, Ann", "orcid": "0000-0002-1825-0097"}]
+
+
+def test_affiliation_as_string_id_list_and_literal():
+    meta = zen(
+        {"creator": {"@id": "#p"}},
+        {
+            "@id": "#p",
+            "@type": "Person",
+            "familyName": "Lee",
+            "givenName": "Ann",
+            "affiliation": ["https://ror.org/02nr0ka47", "Lab 7"],
+        },
+        {"@id": "https://ror.org/02nr0ka47", "@type": "Organization", "name": "Uni A"},
+    )
+    assert meta["creators"] == [{"name": "Lee, Ann", "affiliation": "Uni A; Lab 7"}]
+
+
+def test_url_literals_are_not_names_and_organisation_types_are_kept_whole():
+    meta = zen(
+        {
+            "creator": ["https://example.org/people/7", {"@id": "#proj"}],
+            "contributor": "mailto:someone@example.org",
+        },
+        {"@id": "#proj", "@type": "Project", "name": "Big Project Team"},
+    )
+    assert meta["creators"] == [{"name": "Big Project Team"}]
+    assert "contributors" not in meta
+
+
+def test_keywords_as_defined_terms():
+    meta = zen(
+        {"keywords": [{"@id": "http://edamontology.org/topic_0091"}, "genomics"]},
+        {
+            "@id": "http://edamontology.org/topic_0091",
+            "@type": "DefinedTerm",
+            "name": "Bioinformatics",
+        },
+    )
+    assert meta["keywords"] == ["Bioinformatics", "genomics"]
+
+
+def test_funder_without_grant_becomes_a_note():
+    meta = zen({"funder": {"@id": "#f"}}, {"@id": "#f", "@type": "Organization", "name": "DFG"})
+    assert meta["notes"] == "Funder: DFG"
+    assert "grants" not in meta
+
+
+def test_licence_only_on_files_is_used_when_they_agree():
+    doc = crate(
+        {"hasPart": [{"@id": "a.csv"}, {"@id": "b.csv"}]},
+        {"@id": "a.csv", "@type": "File", "license": "MIT"},
+        {"@id": "b.csv", "@type": "File", "license": "MIT"},
+    )
+    assert crate_to_zenodo(doc, today=TODAY)["license"] == "mit"
+    doc["@graph"][-1]["license"] = "Apache-2.0"  # files disagree: the default, not a guess
+    assert crate_to_zenodo(doc, today=TODAY)["license"] == "cc-by-4.0"
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("https://creativecommons.org/licenses/by/3.0/at/", ("cc-by-3.0-at", None)),
+        ("CC-BY-SA-3.0-DE", ("cc-by-sa-3.0", "Licence: CC-BY-SA-3.0-DE")),
+        ("https://www.gnu.org/licenses/gpl-3.0.en.html", ("gpl-3.0-only", None)),
+        ("https://www.apache.org/licenses/LICENSE-2.0.txt", ("apache-2.0", None)),
+        ("CC BY 4.0", ("cc-by-4.0", None)),
+    ],
+)
+def test_license_ports_and_steward_pages(value, expected):
+    meta = zen({"license": value})
+    assert (meta["license"], meta.get("notes")) == expected
+
+
+def test_zenodo_record_metadata_becomes_a_crate():
+    """A deposition as Zenodo's classic API answers it (licence object, grant objects)."""
+    back = zenodo_to_crate(
+        {
+            "title": "Record",
+            "description": "<p>First &amp; second</p><p>Third</p>",
+            "publication_date": "2024-02-03",
+            "upload_type": "publication",
+            "publication_type": "preprint",
+            "creators": [
+                {"name": "Doe, Jane", "affiliation": None, "orcid": "0000-0002-1825-0097"},
+                {"name": "CERN"},
+            ],
+            "contributors": [{"name": "Roe, Rick", "type": "Editor", "affiliation": "Lab"}],
+            "license": {"id": "cc-by-sa-4.0"},
+            "grants": [{"id": "10.13039/501100000780::654182", "code": "654182"}],
+            "related_identifiers": [
+                {"identifier": "10.1000/cited", "relation": "cites", "scheme": "doi"},
+                {"identifier": "https://example.org/x", "relation": "isSupplementTo"},
+            ],
+            "keywords": ["a", "b"],
+            "language": "deu",
+            "version": "2",
+            "doi": "10.5281/zenodo.99",
+        },
+        files=[
+            {"filename": "a.csv", "size": 1, "checksum": "md5:0cc175b9c0f1b6a831c399e269772661"}
+        ],
+    )
+    root = find_root(back)
+    ents = {e["@id"]: e for e in back["@graph"]}
+    assert root["@type"] == ["Dataset", "ScholarlyArticle"]
+    assert root["genre"] == "preprint"
+    assert root["description"] == "First & second\n\nThird"
+    assert [ents[c["@id"]]["name"] for c in root["creator"]] == ["Jane Doe", "CERN"]
+    assert ents["#org-cern"]["@type"] == "Organization"
+    assert ents[root["editor"][0]["@id"]]["familyName"] == "Roe"
+    assert ents[root["license"]["@id"]]["identifier"] == "CC-BY-SA-4.0"
+    grant = ents[root["funding"][0]["@id"]]
+    assert (grant["identifier"], grant["funder"]) == (
+        "654182",
+        {"@id": "https://doi.org/10.13039/501100000780"},
+    )
+    assert root["citation"] == [{"@id": "https://doi.org/10.1000/cited"}]
+    assert root["identifier"] == "https://doi.org/10.5281/zenodo.99"
+    assert (root["inLanguage"], root["version"], root["keywords"]) == ("deu", "2", ["a", "b"])
+    assert ents["a.csv"]["identifier"]["value"] == "0cc175b9c0f1b6a831c399e269772661"
+    # and back again: the same Zenodo metadata, minus what Zenodo owns (its DOI) and the
+    # relation RO-Crate has no property for
+    again = crate_to_zenodo(back, today=TODAY)
+    assert again["upload_type"] == "publication"
+    assert again["publication_type"] == "preprint"
+    assert again["creators"] == [
+        {"name": "Doe, Jane", "orcid": "0000-0002-1825-0097"},
+        {"name": "CERN"},
+    ]
+    assert again["contributors"] == [{"name": "Roe, Rick", "affiliation": "Lab", "type": "Editor"}]
+    assert again["grants"] == [{"id": "10.13039/501100000780::654182"}]
+    assert again["related_identifiers"] == [{"identifier": "10.1000/cited", "relation": "cites"}]
+    assert again["license"] == "cc-by-sa-4.0"
+
+
+@pytest.mark.parametrize(
+    "types",
+    [
+        {"upload_type": "publication", "publication_type": "other"},
+        {"upload_type": "image", "image_type": "diagram"},
+        {"upload_type": "other"},
+        {"upload_type": "poster"},
+        {"upload_type": "video"},
+        {"upload_type": "physicalobject"},
+        {"upload_type": "publication", "publication_type": "thesis"},
+    ],
+)
+def test_upload_types_survive_the_round_trip(types):
+    first = {"title": "T", "creators": [{"name": "A, B"}], **types}
+    again = crate_to_zenodo(zenodo_to_crate(first), today=TODAY)
+    assert {k: again[k] for k in types} == types
+
+
+def test_zenodo_to_crate_refuses_non_objects():
+    with pytest.raises(BadRequest):
+        zenodo_to_crate(["not", "metadata"])  # type: ignore[arg-type]
