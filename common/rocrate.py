@@ -25,14 +25,17 @@ datePublished               publication_date ``YYYY-MM-DD``; ``2017`` -> ``2017-
                             ``2017-05`` -> ``2017-05-01``; a list: its first valid date;
                             default: today (``today=`` is injectable)
 creator (author)            creators ``{"name": "Family, Given", "orcid", "affiliation"}``;
-                            Organizations by name; default: ``publisher`` or
+                            Organizations by name; default: the ``mainEntity``'s creator or
+                            author (a workflow's), then ``publisher``, then
                             ``sourceOrganization``, else ``[{"name": "Unknown"}]``
 contributor, editor,        contributors with type Other, Editor, Producer, RightsHolder,
 producer, copyrightHolder   ContactPerson
 accountablePerson
 license                     license id (``cc-by-4.0``, ``cc-zero``, ``mit`` ...); ported CC
-                            licences map to the generic one plus a ``Licence: URL`` note;
-                            default ``cc-by-4.0`` (access is always ``open``)
+                            licences Zenodo lacks map to the generic one plus a
+                            ``Licence: URL`` note; none on the root: the one licence all
+                            licensed ``hasPart`` entities share; default ``cc-by-4.0``
+                            (access is always ``open``); an unknown licence is a 400
 keywords                    keywords (comma-separated string or list, deduplicated)
 @type, additionalType,      upload_type (+ publication_type / image_type); default dataset
 genre, mainEntity
@@ -40,7 +43,8 @@ version                     version (as text)
 inLanguage                  language, ISO 639-2/3 (``en``/``en-GB`` -> ``eng``)
 funding, funder             grants ``{"id": "<funder DOI>::<number>"}`` when the funder has a
                             Crossref Funder DOI and the grant a number; otherwise a
-                            ``Funding: ...`` line in notes
+                            ``Funding: ...`` line in notes (``Funder: ...`` for a funder
+                            without a grant)
 citation                    related_identifiers relation ``cites``
 isBasedOn                   related_identifiers relation ``isDerivedFrom``
 identifier, @id (absolute)  related_identifiers relation ``isAlternateIdentifier`` (Zenodo's
@@ -54,7 +58,16 @@ isPartOf                    related_identifiers relation ``isPartOf``
 are turned around at the last space (``Josiah Carberry`` -> ``Carberry, Josiah``). ORCIDs
 are accepted from ``@id`` or ``identifier`` (URL or bare) and kept only when their check
 digit is right. Guards: at most ``MAX_ENTITIES`` entities, texts of at most
-``MAX_TEXT`` characters, reference chains of at most ``MAX_DEPTH`` steps, no cycles.
+``MAX_TEXT`` characters, lists of at most ``MAX_LIST`` values, reference chains of at most
+``MAX_DEPTH`` steps; a cycle of references is a 400 naming the property. Tolerated as
+found in real crates: repeated ``@id`` entities (merged), strings that are an entity's
+``@id`` (read as references), literals in ``{"@value": ...}``.
+
+Back (``zenodo_to_crate``): an RO-Crate 1.1 whose root reads back into the same Zenodo
+metadata (``crate -> zenodo -> crate -> zenodo`` is stable); Zenodo's own DOI becomes the
+root's ``identifier``, creators without a comma and without an ORCID become Organizations
+(``crate_to_zenodo`` writes every person as ``Family, Given``), files become ``File``
+entities with ``contentSize`` and an MD5 ``PropertyValue`` in ``identifier``.
 """
 
 from __future__ import annotations
@@ -274,16 +287,21 @@ LICENSE_TABLE: dict[str, str] = {
 LICENSE_ALIASES: dict[str, str] = {
     "cc0": "cc0-1.0",
     "cc-zero": "cc0-1.0",
-    "cc0 1.0": "cc0-1.0",
-    "public domain dedication": "cc0-1.0",
-    "apache license 2.0": "apache-2.0",
-    "apache license, version 2.0": "apache-2.0",
-    "apache 2.0": "apache-2.0",
-    "mit license": "mit",
-    "the mit license": "mit",
-    "bsd 3-clause": "bsd-3-clause",
-    "bsd 2-clause": "bsd-2-clause",
+    "creative-commons-zero-v1.0-universal": "cc0-1.0",
+    "cc0-1.0-universal": "cc0-1.0",
+    "apache-license-2.0": "apache-2.0",
+    "apache-license-version-2.0": "apache-2.0",
+    "apache-2": "apache-2.0",
+    "mit-license": "mit",
+    "the-mit-license": "mit",
+    "bsd-3-clause-license": "bsd-3-clause",
+    "bsd-2-clause-license": "bsd-2-clause",
 }
+# "Creative Commons Attribution-NonCommercial-ShareAlike 4.0 International", normalised.
+_CC_NAME = re.compile(
+    r"^creative-commons-attribution(-noncommercial)?(-sharealike|-noderivatives|-noderivs)?"
+    r"-(\d\.\d)(?:-international|-unported|-generic)?$"
+)
 _CC_URL = re.compile(
     r"^https?://(?:www\.)?creativecommons\.org/(licenses|publicdomain)/"
     r"([a-z-]+)/(\d\.\d)(?:/([a-z]{2,3}))?/?(?:legalcode(?:\.[a-z-]+)?)?/?$",
@@ -734,8 +752,13 @@ def _license_key(text: str) -> tuple[str | None, str | None]:
     page = re.sub(r"(\.html?|\.txt|\.en\.html|/)+$", "", page)
     if page in LICENSE_URLS:
         return LICENSE_TABLE[LICENSE_URLS[page]], None
-    key = re.sub(r"[\s_]+", "-", text.lower())
+    key = re.sub(r"[\s_,]+", "-", text.lower())
     key = LICENSE_ALIASES.get(key, key)
+    named = _CC_NAME.match(key)
+    if named:
+        nc, kind, version = named.groups()
+        kind = {"-sharealike": "-sa", None: ""}.get(kind, "-nd")
+        key = f"cc-by{'-nc' if nc else ''}{kind}-{version}"
     if key in LICENSE_TABLE:
         return LICENSE_TABLE[key], None
     ported = _CC_ID.match(key)  # "CC-BY-3.0-AU", "cc by-nc 2.0 de"
@@ -924,22 +947,24 @@ def _identifier_texts(graph: _Graph, value: Any, prop: str) -> Iterator[str]:
 
 
 def _related(graph: _Graph, root: dict[str, Any]) -> list[dict[str, str]]:
+    """Related identifiers, each value's first recognisable identifier, in table order."""
     out: list[dict[str, str]] = []
+
+    def add(ident: str | None, relation: str) -> bool:
+        if not ident or (relation == "isAlternateIdentifier" and _ZENODO_DOI.match(ident)):
+            return False
+        entry = {"identifier": ident, "relation": relation}
+        if entry not in out:
+            out.append(entry)
+        return True
+
     for prop, relation in RELATION_PROPERTIES:
-        values = list(_values(root.get(prop)))
         if prop == "identifier" and isinstance(root.get("@id"), str):
-            values.insert(0, root["@id"])
-        for value in values:
+            add(normalise_identifier(root["@id"]), relation)  # a detached crate's URL
+        for value in _values(root.get(prop)):
             for text in _identifier_texts(graph, value, prop):
-                ident = normalise_identifier(text)
-                if not ident:
-                    continue
-                if relation == "isAlternateIdentifier" and _ZENODO_DOI.match(ident):
-                    continue
-                entry = {"identifier": ident, "relation": relation}
-                if entry not in out:
-                    out.append(entry)
-                break
+                if add(normalise_identifier(text), relation):
+                    break
     return out
 
 
@@ -1080,8 +1105,7 @@ def zenodo_to_crate(
         root["description"] = _plain(str(metadata["description"]))
     if metadata.get("publication_date"):
         root["datePublished"] = metadata["publication_date"]
-    if metadata.get("doi"):
-        root["identifier"] = f"https://doi.org/{metadata['doi']}"
+    identifiers = [f"https://doi.org/{metadata['doi']}"] if metadata.get("doi") else []
     creators = [build.agent(c, "creator", i) for i, c in enumerate(metadata.get("creators") or [])]
     if any(creators):
         root["creator"] = [c for c in creators if c]
@@ -1150,7 +1174,12 @@ def zenodo_to_crate(
         if prop and isinstance(ident, str):
             doi = doi_of(ident)
             url = f"https://doi.org/{doi}" if doi else ident
-            root.setdefault(prop, []).append(url if prop == "identifier" else {"@id": url})
+            if prop == "identifier":
+                identifiers.append(url)
+            else:
+                root.setdefault(prop, []).append({"@id": url})
+    if identifiers:
+        root["identifier"] = _one_or_many(identifiers)
     parts = []
     for item in files or []:
         name = str(item.get("filename") or item.get("key") or "")
@@ -1189,16 +1218,16 @@ def crate_property_for(zenodo_field: str, *, metadata: dict[str, Any] | None = N
         parts = parts[1:]
     if not parts:
         return "metadata"
-    if parts[0] == "related_identifiers":
-        items = (metadata or {}).get("related_identifiers") or []
+    # A list entry's property depends on the entry: its relation or contributor type.
+    by_entry = {
+        "related_identifiers": ("relation", RELATION_PROPERTIES, "identifier"),
+        "contributors": ("type", CONTRIBUTOR_PROPERTIES, "contributor"),
+    }
+    if parts[0] in by_entry:
+        key, pairs, default = by_entry[parts[0]]
+        items = (metadata or {}).get(parts[0]) or []
         if len(parts) > 1 and parts[1].isdigit() and int(parts[1]) < len(items):
-            relation = items[int(parts[1])].get("relation")
-            return next((p for p, r in RELATION_PROPERTIES if r == relation), "identifier")
-        return "identifier"
-    if parts[0] == "contributors":
-        items = (metadata or {}).get("contributors") or []
-        if len(parts) > 1 and parts[1].isdigit() and int(parts[1]) < len(items):
-            kind = items[int(parts[1])].get("type")
-            return next((p for p, k in CONTRIBUTOR_PROPERTIES if k == kind), "contributor")
-        return "contributor"
+            value = items[int(parts[1])].get(key)
+            return next((prop for prop, term in pairs if term == value), default)
+        return default
     return FIELD_TO_PROPERTY.get(parts[0], "metadata")

@@ -863,3 +863,57 @@ def test_upload_types_survive_the_round_trip(types):
 def test_zenodo_to_crate_refuses_non_objects():
     with pytest.raises(BadRequest):
         zenodo_to_crate(["not", "metadata"])  # type: ignore[arg-type]
+
+
+def test_detached_root_url_and_its_doi_are_both_alternate_identifiers():
+    doc = crate({"identifier": "https://doi.org/10.1234/ds"})
+    doc["@graph"][0]["about"] = {"@id": "https://example.org/ds/"}
+    doc["@graph"][1]["@id"] = "https://example.org/ds/"
+    assert crate_to_zenodo(doc, today=TODAY)["related_identifiers"] == [
+        {"identifier": "https://example.org/ds/", "relation": "isAlternateIdentifier"},
+        {"identifier": "10.1234/ds", "relation": "isAlternateIdentifier"},
+    ]
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        ("Apache License, Version 2.0", "apache-2.0"),
+        ("MIT License", "mit"),
+        ("Creative Commons Zero v1.0 Universal", "cc-zero"),
+        (
+            "Creative Commons Attribution-NonCommercial-ShareAlike 4.0 International",
+            "cc-by-nc-sa-4.0",
+        ),
+        ("Creative Commons Attribution 4.0 International", "cc-by-4.0"),
+        ("Creative Commons Attribution-NoDerivatives 4.0 International", "cc-by-nd-4.0"),
+    ],
+)
+def test_license_by_name_of_a_creative_work(name, expected):
+    meta = zen({"license": {"@id": "#l"}}, {"@id": "#l", "@type": "CreativeWork", "name": name})
+    assert meta["license"] == expected
+
+
+def test_doi_and_alternate_identifiers_come_back_as_identifiers():
+    back = zenodo_to_crate(
+        {
+            "doi": "10.5281/zenodo.7",
+            "related_identifiers": [
+                {"identifier": "10.1234/alt", "relation": "isAlternateIdentifier"},
+            ],
+        }
+    )
+    assert find_root(back)["identifier"] == [
+        "https://doi.org/10.5281/zenodo.7",
+        "https://doi.org/10.1234/alt",
+    ]
+    meta = crate_to_zenodo(back, today=TODAY)
+    assert meta["related_identifiers"] == [
+        {"identifier": "10.1234/alt", "relation": "isAlternateIdentifier"}
+    ]
+
+
+def test_crate_property_for_contributor_uses_its_type():
+    meta = {"contributors": [{"name": "A, B", "type": "Other"}, {"name": "C, D", "type": "Editor"}]}
+    assert crate_property_for("metadata.contributors.1.name", metadata=meta) == "editor"
+    assert crate_property_for("metadata.contributors.7.name", metadata=meta) == "contributor"
