@@ -869,7 +869,7 @@ def _upload_type(graph: _Graph, root: dict[str, Any]) -> dict[str, str]:
     return out
 
 
-def language_of(graph: _Graph, value: Any) -> str | None:
+def _language_of(graph: _Graph, value: Any) -> str | None:
     """ISO 639-3 code for an ISO 639-1/2/3 code, BCP 47 tag, Language entity or English name."""
     entity = graph.get(value)
     texts = (
@@ -1013,7 +1013,7 @@ def crate_to_zenodo(crate: dict[str, Any], *, today: _dt.date | None = None) -> 
         "keywords": _keywords(graph, root),
         "version": _first_text(root, "version"),
         "language": next(
-            (c for c in (language_of(graph, v) for v in _values(root.get("inLanguage"))) if c),
+            (c for c in (_language_of(graph, v) for v in _values(root.get("inLanguage"))) if c),
             None,
         ),
         "grants": grants,
@@ -1039,7 +1039,7 @@ def _slug(text: str) -> str:
 
 
 class _Builder:
-    """Collects entities for ``zenodo_to_crate`` with unique ids."""
+    """Collects the entities of the crate ``zenodo_to_crate`` builds, with unique ids."""
 
     def __init__(self) -> None:
         self.entities: dict[str, dict[str, Any]] = {}
@@ -1049,10 +1049,15 @@ class _Builder:
         return {"@id": entity["@id"]}
 
     def organization(self, name: str) -> dict[str, str]:
-        return self.add({"@id": f"#org-{_slug(name)}", "@type": "Organization", "name": name})
+        ident, n = f"#org-{_slug(name)}", 1
+        while self.entities.get(ident, {"name": name}).get("name") != name:
+            n += 1  # two names with one slug ("A B" and "a-b") stay two organisations
+            ident = f"#org-{_slug(name)}-{n}"
+        return self.add({"@id": ident, "@type": "Organization", "name": name})
 
-    def agent(self, item: dict[str, Any], prefix: str, index: int) -> dict[str, str] | None:
-        name = str(item.get("name") or "").strip()
+    def agent(self, item: Any, prefix: str, index: int) -> dict[str, str] | None:
+        """A Person (or Organization) entity for one Zenodo creator or contributor."""
+        name = str(item.get("name") or "").strip() if isinstance(item, dict) else ""
         if not name or name == UNKNOWN_CREATOR:  # our own placeholder, not a person
             return None
         orcid = orcid_of(item.get("orcid"))
@@ -1062,14 +1067,93 @@ class _Builder:
         ident = f"https://orcid.org/{orcid}" if orcid else f"#{prefix}-{index}"
         person: dict[str, Any] = {"@id": ident, "@type": "Person", "name": name}
         if "," in name:
-            family, _, given = name.partition(",")
-            person.update(familyName=family.strip(), givenName=given.strip())
-            person["name"] = f"{given.strip()} {family.strip()}".strip()
-        affiliation = str(item.get("affiliation") or "").strip()
-        if affiliation:
-            refs = [self.organization(a.strip()) for a in affiliation.split(";") if a.strip()]
-            person["affiliation"] = refs[0] if len(refs) == 1 else refs
+            family, _, given = (part.strip() for part in name.partition(","))
+            person.update(name=f"{given} {family}".strip(), familyName=family, givenName=given)
+        affiliations = str(item.get("affiliation") or "").split(";")
+        refs = [self.organization(a.strip()) for a in affiliations if a.strip()]
+        if refs:
+            person["affiliation"] = _one_or_many(refs)
         return self.add(person)
+
+    def agents(self, metadata: dict[str, Any]) -> dict[str, Any]:
+        """``creator`` and the contributor properties, by Zenodo contributor type."""
+        out: dict[str, Any] = {}
+        creators = [self.agent(c, "creator", i) for i, c in enumerate(_list(metadata, "creators"))]
+        if any(creators):
+            out["creator"] = [c for c in creators if c]
+        by_type = {kind: prop for prop, kind in CONTRIBUTOR_PROPERTIES}
+        for i, item in enumerate(_list(metadata, "contributors")):
+            ref = self.agent(item, "contributor", i)
+            if ref:
+                out.setdefault(by_type.get(item.get("type"), "contributor"), []).append(ref)
+        return out
+
+    def license(self, metadata: dict[str, Any], notes: list[str]) -> dict[str, Any]:
+        """The licence entity: the exact URL kept in the notes, else the SPDX page."""
+        url = next((n[len("Licence: ") :] for n in notes if n.startswith("Licence: ")), None)
+        if url:
+            return {"license": self.add({"@id": url, "@type": "CreativeWork", "identifier": url})}
+        license_id = metadata.get("license")
+        if isinstance(license_id, dict):  # {"id": "cc-by-4.0"} as Zenodo answers it
+            license_id = license_id.get("id")
+        if not isinstance(license_id, str) or not license_id:
+            return {}
+        spdx = next((k for k, v in SPDX_TO_ZENODO.items() if v == license_id), license_id)
+        entity = {"@id": f"https://spdx.org/licenses/{spdx}", "@type": "CreativeWork"}
+        return {"license": self.add({**entity, "identifier": spdx})}
+
+    def funding(self, metadata: dict[str, Any], notes: list[str]) -> dict[str, Any]:
+        """Grants (``funderDOI::number``) and the funding/funder lines of the notes."""
+        funding = []
+        for grant in _list(metadata, "grants"):
+            gid = grant.get("id") if isinstance(grant, dict) else None
+            if isinstance(gid, str) and "::" in gid:
+                funder_doi, _, number = gid.partition("::")
+                funder = self.add({"@id": f"https://doi.org/{funder_doi}", "@type": "Organization"})
+                entity = {"@id": f"#grant-{_slug(gid)}", "@type": "Grant", "identifier": number}
+                funding.append(self.add({**entity, "funder": funder}))
+        for note in notes:
+            if note.startswith("Funding: "):
+                name = note[len("Funding: ") :]
+                funding.append(
+                    self.add({"@id": f"#funding-{_slug(name)}", "@type": "Grant", "name": name})
+                )
+        out: dict[str, Any] = {"funding": funding} if funding else {}
+        funders = [
+            self.organization(n[len("Funder: ") :]) for n in notes if n.startswith("Funder: ")
+        ]
+        if funders:
+            out["funder"] = _one_or_many(funders)
+        return out
+
+    def files(self, files: list[dict[str, Any]] | None) -> dict[str, Any]:
+        """``hasPart`` File entities with size and MD5 (never the metadata file itself)."""
+        parts = []
+        for item in files or []:
+            name = (
+                str(item.get("filename") or item.get("key") or "") if isinstance(item, dict) else ""
+            )
+            if not name or name.rsplit("/", 1)[-1] in DESCRIPTOR_NAMES:
+                continue
+            entity: dict[str, Any] = {"@id": quote(name, safe="/"), "@type": "File", "name": name}
+            size = item.get("size", item.get("filesize"))
+            if size is not None:
+                entity["contentSize"] = str(size)
+            checksum = str(item.get("checksum") or "").removeprefix("md5:")
+            if checksum:
+                # The RO-Crate context has no checksum term; a schema.org PropertyValue says it.
+                entity["identifier"] = {
+                    "@type": "PropertyValue",
+                    "propertyID": "md5",
+                    "value": checksum,
+                }
+            parts.append(self.add(entity))
+        return {"hasPart": parts} if parts else {}
+
+
+def _list(metadata: dict[str, Any], key: str) -> list[Any]:
+    value = metadata.get(key)
+    return value if isinstance(value, list) else []
 
 
 def _one_or_many(items: list[Any]) -> Any:
@@ -1091,6 +1175,38 @@ def _schema_types(metadata: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _relations_back(metadata: dict[str, Any]) -> dict[str, Any]:
+    """Zenodo's DOI and related identifiers as ``identifier``, ``citation``, ``isBasedOn``..."""
+    out: dict[str, list[Any]] = {}
+    if metadata.get("doi"):
+        out["identifier"] = [f"https://doi.org/{metadata['doi']}"]
+    by_relation = {relation: prop for prop, relation in RELATION_PROPERTIES}
+    for item in _list(metadata, "related_identifiers"):
+        prop = by_relation.get(item.get("relation")) if isinstance(item, dict) else None
+        ident = item.get("identifier") if prop else None
+        if isinstance(ident, str):
+            doi = doi_of(ident)
+            url = f"https://doi.org/{doi}" if doi else ident
+            out.setdefault(prop, []).append(url if prop == "identifier" else {"@id": url})
+    return {k: _one_or_many(v) if k == "identifier" else v for k, v in out.items()}
+
+
+def _literals_back(metadata: dict[str, Any]) -> dict[str, Any]:
+    """The root's plain values: name, description as text, date, keywords, version, language."""
+    keywords = metadata.get("keywords")
+    values = {
+        "name": metadata.get("title"),
+        "description": _plain(str(metadata["description"]))
+        if metadata.get("description")
+        else None,
+        "datePublished": metadata.get("publication_date"),
+        "keywords": [keywords] if isinstance(keywords, str) else keywords,
+        "version": metadata.get("version"),
+        "inLanguage": metadata.get("language"),
+    }
+    return {k: v for k, v in values.items() if v}
+
+
 def zenodo_to_crate(
     metadata: dict[str, Any], *, files: list[dict[str, Any]] | None = None
 ) -> dict[str, Any]:
@@ -1098,107 +1214,18 @@ def zenodo_to_crate(
     if not isinstance(metadata, dict):
         raise BadRequest("Zenodo metadata must be an object", field="metadata")
     build = _Builder()
-    root: dict[str, Any] = {"@id": "./", "@type": "Dataset", **_schema_types(metadata)}
-    if metadata.get("title"):
-        root["name"] = metadata["title"]
-    if metadata.get("description"):
-        root["description"] = _plain(str(metadata["description"]))
-    if metadata.get("publication_date"):
-        root["datePublished"] = metadata["publication_date"]
-    identifiers = [f"https://doi.org/{metadata['doi']}"] if metadata.get("doi") else []
-    creators = [build.agent(c, "creator", i) for i, c in enumerate(metadata.get("creators") or [])]
-    if any(creators):
-        root["creator"] = [c for c in creators if c]
-    groups: dict[str, list[dict[str, str]]] = {}
-    by_type = {kind: prop for prop, kind in CONTRIBUTOR_PROPERTIES}
-    for i, item in enumerate(metadata.get("contributors") or []):
-        ref = build.agent(item, "contributor", i)
-        if ref:
-            groups.setdefault(by_type.get(item.get("type"), "contributor"), []).append(ref)
-    root.update(groups)
-    license_id = metadata.get("license")
-    if isinstance(license_id, dict):
-        license_id = license_id.get("id")
-    notes = [n for n in str(metadata.get("notes") or "").splitlines() if n.strip()]
-    licence_url = next((n[len("Licence: ") :] for n in notes if n.startswith("Licence: ")), None)
-    if licence_url:
-        root["license"] = build.add(
-            {"@id": licence_url, "@type": "CreativeWork", "identifier": licence_url}
-        )
-    elif license_id:
-        spdx = next((k for k, v in SPDX_TO_ZENODO.items() if v == license_id), license_id)
-        url = f"https://spdx.org/licenses/{spdx}"
-        root["license"] = build.add({"@id": url, "@type": "CreativeWork", "identifier": spdx})
-    if metadata.get("keywords"):
-        root["keywords"] = list(metadata["keywords"])
-    if metadata.get("version"):
-        root["version"] = metadata["version"]
-    if metadata.get("language"):
-        root["inLanguage"] = metadata["language"]
-    funding = []
-    for grant in metadata.get("grants") or []:
-        gid = grant.get("id") if isinstance(grant, dict) else None
-        if isinstance(gid, str) and "::" in gid:
-            funder_doi, _, number = gid.partition("::")
-            funder = build.add({"@id": f"https://doi.org/{funder_doi}", "@type": "Organization"})
-            funding.append(
-                build.add(
-                    {
-                        "@id": f"#grant-{_slug(gid)}",
-                        "@type": "Grant",
-                        "identifier": number,
-                        "funder": funder,
-                    }
-                )
-            )
-    for note in notes:
-        if note.startswith("Funding: "):
-            funding.append(
-                build.add(
-                    {
-                        "@id": f"#funding-{_slug(note)}",
-                        "@type": "Grant",
-                        "name": note[len("Funding: ") :],
-                    }
-                )
-            )
-    if funding:
-        root["funding"] = funding
-    funders = [n[len("Funder: ") :] for n in notes if n.startswith("Funder: ")]
-    if funders:
-        root["funder"] = _one_or_many([build.organization(n) for n in funders])
-    by_relation = {relation: prop for prop, relation in RELATION_PROPERTIES}
-    for item in metadata.get("related_identifiers") or []:
-        prop = by_relation.get(item.get("relation"))
-        ident = item.get("identifier")
-        if prop and isinstance(ident, str):
-            doi = doi_of(ident)
-            url = f"https://doi.org/{doi}" if doi else ident
-            if prop == "identifier":
-                identifiers.append(url)
-            else:
-                root.setdefault(prop, []).append({"@id": url})
-    if identifiers:
-        root["identifier"] = _one_or_many(identifiers)
-    parts = []
-    for item in files or []:
-        name = str(item.get("filename") or item.get("key") or "")
-        if not name:
-            continue
-        entity: dict[str, Any] = {"@id": quote(name, safe="/"), "@type": "File", "name": name}
-        if item.get("size") is not None:
-            entity["contentSize"] = str(item["size"])
-        checksum = str(item.get("checksum") or "").removeprefix("md5:")
-        if checksum:
-            # The RO-Crate context has no checksum term; a schema.org PropertyValue says it.
-            entity["identifier"] = {
-                "@type": "PropertyValue",
-                "propertyID": "md5",
-                "value": checksum,
-            }
-        parts.append(build.add(entity))
-    if parts:
-        root["hasPart"] = parts
+    notes = [n.strip() for n in str(metadata.get("notes") or "").splitlines() if n.strip()]
+    root: dict[str, Any] = {
+        "@id": "./",
+        "@type": "Dataset",
+        **_schema_types(metadata),
+        **_literals_back(metadata),
+        **build.agents(metadata),
+        **build.license(metadata, notes),
+        **build.funding(metadata, notes),
+        **_relations_back(metadata),
+        **build.files(files),
+    }
     descriptor = {
         "@id": "ro-crate-metadata.json",
         "@type": "CreativeWork",

@@ -917,3 +917,27 @@ def test_crate_property_for_contributor_uses_its_type():
     meta = {"contributors": [{"name": "A, B", "type": "Other"}, {"name": "C, D", "type": "Editor"}]}
     assert crate_property_for("metadata.contributors.1.name", metadata=meta) == "editor"
     assert crate_property_for("metadata.contributors.7.name", metadata=meta) == "contributor"
+
+
+def test_files_back_skip_the_metadata_file_and_accept_old_api_names():
+    back = zenodo_to_crate(
+        {"title": "T"},
+        files=[
+            {"filename": "ro-crate-metadata.json", "size": 5, "checksum": "md5:aa"},
+            {"filename": "dir/b#1.csv", "filesize": 7, "checksum": "bb"},
+            {"key": "c.txt"},
+        ],
+    )
+    ents = {e["@id"]: e for e in back["@graph"]}
+    assert find_root(back)["hasPart"] == [{"@id": "dir/b%231.csv"}, {"@id": "c.txt"}]
+    assert ents["ro-crate-metadata.json"]["@type"] == "CreativeWork"  # the descriptor, untouched
+    assert (ents["dir/b%231.csv"]["contentSize"], ents["dir/b%231.csv"]["identifier"]["value"]) == (
+        "7",
+        "bb",
+    )
+    assert ents["dir/b%231.csv"]["name"] == "dir/b#1.csv"
+
+
+def test_organisations_with_one_slug_stay_apart():
+    back = zenodo_to_crate({"creators": [{"name": "A B"}, {"name": "a-b"}]})
+    assert crate_to_zenodo(back, today=TODAY)["creators"] == [{"name": "A B"}, {"name": "a-b"}]
