@@ -403,6 +403,7 @@ _HANDLE = re.compile(r"^(?:hdl:|https?://hdl\.handle\.net/)(\d[\w.]*/\S+)$", re.
 _ARXIV = re.compile(r"^(?:arxiv:|https?://arxiv\.org/abs/)(\d{4}\.\d{4,5}(?:v\d+)?)$", re.I)
 _DATE = re.compile(r"^(\d{4})(?:-(\d{2})(?:-(\d{2}))?)?(?:[T ].*)?$")
 _TAG = re.compile(r"<[^>]*>")
+_URI = re.compile(r"^(?:[a-z][a-z0-9+.-]*://|mailto:|urn:|doi:|info:)", re.IGNORECASE)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -410,7 +411,7 @@ _TAG = re.compile(r"<[^>]*>")
 
 
 class _Graph:
-    """The crate's entities by ``@id``, with reference resolution guarded against cycles."""
+    """The crate's entities by ``@id``; the root's shape is checked before anything is read."""
 
     def __init__(self, crate: Any) -> None:
         if not isinstance(crate, dict):
@@ -450,10 +451,6 @@ class _Graph:
                 return self.entities[ident]
             return ref
         return None
-
-    def resolve(self, value: Any) -> Any:
-        """A value with a bare reference replaced by the entity it names, if in the graph."""
-        return self.get(value) if isinstance(value, dict) else value
 
 
 def _values(value: Any) -> list[Any]:
@@ -664,7 +661,7 @@ def _agent(graph: _Graph, value: Any, prop: str) -> dict[str, str] | None:
     if text:
         # A literal name. A URL is an identifier, not a name: without an entity to name
         # it, Zenodo would show the URL as a person.
-        return None if re.match(r"^[a-z][a-z0-9+.-]*:", text, re.I) else {"name": text}
+        return None if _URI.match(text) else {"name": text}
     if entity is None:
         return None
     if _is_organization(entity):
@@ -676,9 +673,9 @@ def _agent(graph: _Graph, value: Any, prop: str) -> dict[str, str] | None:
     agent = {"name": name}
     orcid = None
     for candidate in [entity.get("@id"), *_values(entity.get("identifier"))]:
-        candidate = graph.resolve(candidate)
-        if isinstance(candidate, dict):  # a PropertyValue
-            candidate = candidate.get("value") or candidate.get("@id")
+        found = graph.get(candidate)  # a PropertyValue, by reference or nested
+        if found is not None:
+            candidate = found.get("value") or found.get("@id")
         orcid = orcid_of(candidate)
         if orcid:
             break
@@ -705,7 +702,7 @@ def _agents(graph: _Graph, root: dict[str, Any], prop: str) -> list[dict[str, st
 
 def _creators(graph: _Graph, root: dict[str, Any]) -> list[dict[str, str]]:
     """Every creator; else the authors of the main entity (a workflow's), else the publisher."""
-    main = graph.get(root.get("mainEntity")) if isinstance(root.get("mainEntity"), dict) else None
+    main = graph.get(root.get("mainEntity"))
     sources = [(root, "creator"), (root, "author")]
     if main is not None:
         sources += [(main, "creator"), (main, "author")]
@@ -729,20 +726,24 @@ def _contributors(graph: _Graph, root: dict[str, Any]) -> list[dict[str, str]]:
 # Licence, type, language, funding, relations
 
 
+def _cc_license(
+    kind: str, code: str, version: str, port: str | None, *, text: str
+) -> tuple[str | None, str | None]:
+    """A creativecommons.org URL's licence; a port Zenodo lacks becomes generic plus a note."""
+    spdx = "cc0-1.0" if kind.lower() == "publicdomain" and code.lower() == "zero" else None
+    spdx = spdx or f"cc-{code.lower()}-{version}"
+    if port and f"{spdx}-{port.lower()}" in LICENSE_TABLE:
+        return LICENSE_TABLE[f"{spdx}-{port.lower()}"], None
+    zenodo = LICENSE_TABLE.get(spdx)
+    return zenodo, (f"Licence: {text}" if zenodo and port else None)
+
+
 def _license_key(text: str) -> tuple[str | None, str | None]:
     """(Zenodo licence id, note) for a licence URL, SPDX id or name; (None, None) if unknown."""
     text = text.strip()
     cc = _CC_URL.match(text)
     if cc:
-        kind, code, version, port = cc.groups()
-        spdx = "cc0-1.0" if kind.lower() == "publicdomain" and code.lower() == "zero" else None
-        spdx = spdx or f"cc-{code.lower()}-{version}"
-        if port and f"{spdx}-{port.lower()}" in LICENSE_TABLE:
-            return LICENSE_TABLE[f"{spdx}-{port.lower()}"], None
-        zenodo = LICENSE_TABLE.get(spdx)
-        if zenodo and port:
-            return zenodo, f"Licence: {text}"
-        return zenodo, None
+        return _cc_license(*cc.groups(), text=text)
     for pattern in (_SPDX_URL, _OSI_URL):
         match = pattern.match(text)
         if match:
@@ -774,8 +775,8 @@ def _follow(graph: _Graph, value: Any, props: tuple[str, ...], prop: str) -> Ite
     bounded by ``MAX_DEPTH`` so a deep nesting cannot exhaust the stack.
     """
 
-    def walk(item: Any, path: tuple[str, ...]) -> Iterator[str]:
-        if len(path) > MAX_DEPTH:
+    def walk(item: Any, path: tuple[str, ...], depth: int) -> Iterator[str]:
+        if depth > MAX_DEPTH:
             raise BadRequest(f"{prop} references nest deeper than {MAX_DEPTH}", field=prop)
         if isinstance(item, str) and item not in path and graph.get(item) is not None:
             item = {"@id": item}  # a string naming an entity, not itself
@@ -798,9 +799,9 @@ def _follow(graph: _Graph, value: Any, props: tuple[str, ...], prop: str) -> Ite
                     yield ident
                 continue
             for sub in _values(entity.get(name)):
-                yield from walk(sub, here)
+                yield from walk(sub, here, depth + 1)
 
-    yield from walk(value, ())
+    yield from walk(value, (), 0)
 
 
 def _parts_license(graph: _Graph, root: dict[str, Any]) -> list[Any]:

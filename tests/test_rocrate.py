@@ -941,3 +941,17 @@ def test_files_back_skip_the_metadata_file_and_accept_old_api_names():
 def test_organisations_with_one_slug_stay_apart():
     back = zenodo_to_crate({"creators": [{"name": "A B"}, {"name": "a-b"}]})
     assert crate_to_zenodo(back, today=TODAY)["creators"] == [{"name": "A B"}, {"name": "a-b"}]
+
+
+def test_literal_names_with_colons_are_names_but_uris_are_not():
+    meta = zen({"creator": ["Team: Alpha", "https://example.org/x", "mailto:a@b.org"]})
+    assert meta["creators"] == [{"name": "Team: Alpha"}]
+
+
+def test_anonymous_nesting_is_bounded_too():
+    nested: dict[str, Any] = {"name": "inner"}
+    for _ in range(100):
+        nested = {"identifier": nested}
+    with pytest.raises(BadRequest, match="deeper") as err:
+        zen({"license": nested})
+    assert err.value.field == "license"
