@@ -42,7 +42,8 @@ genre, mainEntity
 version                     version (as text)
 inLanguage                  language, ISO 639-2/3 (``en``/``en-GB`` -> ``eng``)
 funding, funder             grants ``{"id": "<funder DOI>::<number>"}`` when the funder has a
-                            Crossref Funder DOI and the grant a number; otherwise a
+                            Crossref Funder DOI (or a ROR id in ``ROR_TO_FUNDER_DOI``) and
+                            the grant a number; otherwise a
                             ``Funding: ...`` line in notes (``Funder: ...`` for a funder
                             without a grant)
 citation                    related_identifiers relation ``cites``
@@ -360,6 +361,33 @@ NAME_PARTICLES = frozenset(
 # schema.org types (besides *Organization) of agents that are not people.
 ORGANIZATION_TYPES = frozenset({"corporation", "ngo", "project", "consortium", "fundingscheme"})
 
+# ROR id -> Crossref Funder DOI of the funders Zenodo knows by both (zenodo-rdm's legacy
+# deserializer keeps the same pairs), so a crate naming its funder by ROR, as RO-Crate
+# recommends for organisations, still yields a Zenodo grant.
+ROR_TO_FUNDER_DOI: dict[str, str] = {
+    "00k4n6c32": "10.13039/501100000780",  # European Commission
+    "00rbzpz17": "10.13039/501100001665",  # Agence Nationale de la Recherche
+    "05k73zm37": "10.13039/501100002341",  # Research Council of Finland
+    "05mmh0f86": "10.13039/501100000923",  # Australian Research Council
+    "02k4b9v70": "10.13039/501100000806",  # European Environment Agency
+    "00snfqn58": "10.13039/501100001871",  # Fundação para a Ciência e a Tecnologia
+    "013tf3c58": "10.13039/501100002428",  # Austrian Science Fund
+    "03n51vw80": "10.13039/501100004488",  # Croatian Science Foundation
+    "01znas443": "10.13039/501100004564",  # Ministry of Education, Science (Serbia)
+    "011kf5r70": "10.13039/501100000925",  # National Health and Medical Research Council
+    "01cwqze88": "10.13039/100000002",  # National Institutes of Health
+    "01h531d29": "10.13039/501100000038",  # NSERC
+    "021nxhr62": "10.13039/100000001",  # National Science Foundation
+    "04jsz6e67": "10.13039/501100003246",  # Dutch Research Council (NWO)
+    "001aqnf71": "10.13039/100014013",  # UK Research and Innovation
+    "0271asj38": "10.13039/501100001602",  # Science Foundation Ireland
+    "00yjd3n13": "10.13039/501100001711",  # Swiss National Science Foundation
+    "006cvnv84": "10.13039/100001345",  # SSHRC
+    "04w9kkr77": "10.13039/501100004410",  # TÜBİTAK
+    "029chgv08": "10.13039/100004440",  # Wellcome Trust
+    "03m8vkq32": "10.13039/501100006364",  # Institut National du Cancer
+}
+
 # Root properties that become Zenodo contributors, with their contributor type.
 CONTRIBUTOR_PROPERTIES: tuple[tuple[str, str], ...] = (
     ("contributor", "Other"),
@@ -398,6 +426,7 @@ FIELD_TO_PROPERTY: dict[str, str] = {
 _ORCID = re.compile(r"(\d{4}-\d{4}-\d{4}-\d{3}[\dX])$")
 _DOI = re.compile(r"^(?:doi:|https?://(?:dx\.)?doi\.org/)?(10\.\d{4,9}/\S+)$", re.IGNORECASE)
 _FUNDER_DOI = re.compile(r"^(?:https?://(?:dx\.)?doi\.org/)?(10\.13039/\d+)$", re.IGNORECASE)
+_ROR = re.compile(r"^(?:https?://)?ror\.org/(0[a-z0-9]{8})/?$", re.IGNORECASE)
 _ZENODO_DOI = re.compile(r"^10\.(5281|5072)/zenodo\.\d+$", re.IGNORECASE)
 _HANDLE = re.compile(r"^(?:hdl:|https?://hdl\.handle\.net/)(\d[\w.]*/\S+)$", re.IGNORECASE)
 _ARXIV = re.compile(r"^(?:arxiv:|https?://arxiv\.org/abs/)(\d{4}\.\d{4,5}(?:v\d+)?)$", re.I)
@@ -901,13 +930,17 @@ def _language_of(graph: _Graph, value: Any) -> str | None:
 
 
 def _funder_doi(graph: _Graph, value: Any) -> str | None:
+    """The Crossref Funder DOI of a funder: its id or identifier, or its ROR id if known."""
     entity = graph.get(value)
     texts = [value] if entity is None else [entity.get("@id"), *_values(entity.get("identifier"))]
     for item in texts:
-        text = _text(item, "funding")
-        match = _FUNDER_DOI.match(text or "")
+        text = _text(item, "funding") or ""
+        match = _FUNDER_DOI.match(text)
         if match:
             return match.group(1)
+        ror = _ROR.match(text)
+        if ror and ror.group(1).lower() in ROR_TO_FUNDER_DOI:
+            return ROR_TO_FUNDER_DOI[ror.group(1).lower()]
     return None
 
 

@@ -955,3 +955,22 @@ def test_anonymous_nesting_is_bounded_too():
     with pytest.raises(BadRequest, match="deeper") as err:
         zen({"license": nested})
     assert err.value.field == "license"
+
+
+def test_funder_named_by_ror_gives_a_grant():
+    meta = zen(
+        {"funding": {"@id": "#g"}},
+        {
+            "@id": "#g",
+            "@type": "Grant",
+            "identifier": "101057344",
+            "funder": {"@id": "https://ror.org/00k4n6c32"},
+        },
+        {
+            "@id": "https://ror.org/00k4n6c32",
+            "@type": "Organization",
+            "name": "European Commission",
+        },
+    )
+    assert meta["grants"] == [{"id": "10.13039/501100000780::101057344"}]
+    assert "notes" not in meta
