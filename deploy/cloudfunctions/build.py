@@ -367,7 +367,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     if args.run:
-        run_plan(prepared)
+        try:
+            run_plan(prepared)
+        except subprocess.CalledProcessError as exc:
+            print(f"error: {shlex.join(exc.cmd[:4])} failed with {exc.returncode}", file=sys.stderr)
+            return 1
     else:
         print_plan(prepared)
     return 0
