@@ -159,3 +159,19 @@ def test_the_secret_is_not_in_the_settings_repr() -> None:
     assert s.caller_auth == "bearer"
     assert s.caller_secret == SECRET
     assert SECRET not in repr(s)
+
+
+@pytest.mark.parametrize(
+    "token",
+    [
+        "not-a-jwt",
+        # alg "none", no signature: must never be accepted
+        "eyJhbGciOiJub25lIiwidHlwIjoiSldUIn0."
+        "eyJpc3MiOiJodHRwczovL2FjY291bnRzLmdvb2dsZS5jb20iLCJhdWQiOiJodHRwczovL2Nvbm5lY3Rvci5leGFtcGxlLm9yZyIsImV4cCI6NDEwMjQ0NDgwMH0.",
+    ],
+)
+def test_google_mode_refuses_garbage_and_unsigned_tokens(make_runtime, google_certs, token) -> None:
+    c = app_with(make_runtime, CONNECTOR_CALLER_AUTH="google", CONNECTOR_CALLER_AUDIENCE=AUDIENCE)
+    resp = c.get("/metadata/project", headers={"Authorization": f"Bearer {token}"}, **LIST)
+    assert resp.status_code == 401, resp.json
+    assert resp.mimetype == "application/problem+json"
