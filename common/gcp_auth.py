@@ -19,6 +19,7 @@ audience) for caller authentication; Google's signing certificates are cached fo
 from __future__ import annotations
 
 import logging
+import os
 import re
 import threading
 import time
@@ -38,6 +39,7 @@ log = logging.getLogger("rds.gcp_auth")
 # Renew a cached ID token this many seconds before it expires (they live one hour).
 RENEW_MARGIN = 300.0
 CERTS_DEFAULT_MAX_AGE = 300.0
+GOOGLE_HINTS = ("K_SERVICE", "GOOGLE_APPLICATION_CREDENTIALS", "GCE_METADATA_HOST")
 _MAX_AGE = re.compile(r"max-age=(\d+)")
 
 Transport = Callable[..., Any]
@@ -62,13 +64,20 @@ class IdTokenSource:
         *,
         fetch: Fetch = id_token.fetch_id_token,
         clock: Callable[[], float] = time.time,
+        environ: Mapping[str, str] | None = None,
     ) -> None:
         self._transport = transport
         self._fetch = fetch
         self._clock = clock
         self._lock = threading.Lock()
         self._tokens: dict[str, tuple[str, float]] = {}
-        self.has_credentials: bool | None = None  # None = not asked yet
+        # None = not asked yet; False at once where nothing hints at Google Cloud, so a
+        # Kubernetes pod elsewhere never waits for metadata-server pings (seconds each).
+        self.has_credentials: bool | None = (
+            None
+            if may_have_google_credentials(os.environ if environ is None else environ)
+            else False
+        )
 
     def token(self, audience: str) -> str | None:
         """An ID token for ``audience``, or ``None`` when this process has no credentials."""
@@ -101,6 +110,12 @@ class IdTokenSource:
         """``{"Authorization": "Bearer <id token>"}`` on Google Cloud, ``{}`` elsewhere."""
         token = self.token(audience)
         return {"Authorization": f"Bearer {token}"} if token else {}
+
+
+def may_have_google_credentials(environ: Mapping[str, str]) -> bool:
+    """Whether asking google-auth is worth it: Cloud Functions/Cloud Run set ``K_SERVICE``;
+    a key file or an explicit metadata host (set ``GCE_METADATA_HOST`` on GKE) count too."""
+    return any(environ.get(name) for name in GOOGLE_HINTS)
 
 
 def _expiry(token: str, clock: Callable[[], float]) -> float:

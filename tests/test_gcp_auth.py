@@ -30,6 +30,7 @@ from tests.support.google_fakes import (
     offline_transport,
 )
 
+ON_GCP = {"K_SERVICE": "rds-port-zenodo-files-upload"}  # what Cloud Functions gen2 sets
 AUDIENCE = "https://europe-west3-example.cloudfunctions.net/rds-port-zenodo-files-upload"
 
 
@@ -47,7 +48,7 @@ def signer() -> Signer:
 
 def test_on_google_cloud_the_call_carries_an_id_token_for_the_target(signer: Signer) -> None:
     transport = metadata_transport(signer)
-    source = IdTokenSource(transport)
+    source = IdTokenSource(transport, environ=ON_GCP)
     headers = outbound_auth_headers(AUDIENCE, source)
     scheme, token = headers["Authorization"].split(" ")
     assert scheme == "Bearer"
@@ -65,7 +66,7 @@ def test_tokens_are_cached_per_audience_until_near_expiry(signer: Signer) -> Non
         calls.append(audience)
         return signer.token(audience, iat=int(now[0]), exp=int(now[0]) + 3600)
 
-    source = IdTokenSource(object(), fetch=fetch, clock=lambda: now[0])
+    source = IdTokenSource(object(), fetch=fetch, clock=lambda: now[0], environ=ON_GCP)
     first = source.token(AUDIENCE)
     assert source.token(AUDIENCE) == first
     source.token(AUDIENCE + "-other")
@@ -77,7 +78,7 @@ def test_tokens_are_cached_per_audience_until_near_expiry(signer: Signer) -> Non
 
 def test_without_google_credentials_calls_go_out_bare_and_the_answer_is_cached() -> None:
     transport = not_google_transport()
-    source = IdTokenSource(transport)
+    source = IdTokenSource(transport, environ=ON_GCP)
     assert outbound_auth_headers(AUDIENCE, source) == {}
     asked = len(transport.calls)
     assert asked >= 1
@@ -90,7 +91,7 @@ def test_an_unreachable_metadata_server_means_no_credentials(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setattr(_exponential_backoff.time, "sleep", lambda _s: None)
-    source = IdTokenSource(offline_transport())
+    source = IdTokenSource(offline_transport(), environ=ON_GCP)
     assert source.headers(AUDIENCE) == {}
     assert source.has_credentials is False
 
@@ -99,17 +100,17 @@ def test_a_failing_metadata_server_on_google_cloud_is_a_503_not_a_bare_call() ->
     def fetch(_transport: object, audience: str) -> str:
         raise gexc.RefreshError("metadata server answered 500")
 
-    source = IdTokenSource(object(), fetch=fetch)
+    source = IdTokenSource(object(), fetch=fetch, environ=ON_GCP)
     with pytest.raises(UpstreamUnavailable, match="ID token"):
         source.token(AUDIENCE)
     assert source.has_credentials is None  # not cached: the next call tries again
 
 
 def test_requests_auth_adds_the_header(signer: Signer) -> None:
-    auth = IdTokenAuth(AUDIENCE, IdTokenSource(metadata_transport(signer)))
+    auth = IdTokenAuth(AUDIENCE, IdTokenSource(metadata_transport(signer), environ=ON_GCP))
     prepared = requests.Request("GET", AUDIENCE + "/metadata/project", auth=auth).prepare()
     assert prepared.headers["Authorization"].startswith("Bearer ey")
-    bare = IdTokenAuth(AUDIENCE, IdTokenSource(not_google_transport()))
+    bare = IdTokenAuth(AUDIENCE, IdTokenSource(not_google_transport(), environ=ON_GCP))
     prepared = requests.Request("GET", AUDIENCE, auth=bare).prepare()
     assert "Authorization" not in prepared.headers
 
@@ -165,3 +166,12 @@ def test_certificates_are_fetched_once_within_max_age(signer: Signer) -> None:
 def test_unreachable_certificate_endpoint_is_a_503(signer: Signer) -> None:
     with pytest.raises(UpstreamUnavailable):
         verify_id_token(signer.token(AUDIENCE), [AUDIENCE], offline_transport())
+
+
+def test_off_google_cloud_nothing_is_asked_at_all() -> None:
+    """No K_SERVICE, key file or metadata host: no metadata ping delays the first call."""
+    transport = metadata_transport(Signer())
+    source = IdTokenSource(transport, environ={"KUBERNETES_SERVICE_HOST": "10.0.0.1"})
+    assert source.headers(AUDIENCE) == {}
+    assert transport.calls == []
+    assert source.has_credentials is False
