@@ -225,6 +225,10 @@ def test_bundles_import_only_their_own_common(tmp_path: Path) -> None:
     """Without site's .pth files (so no editable install of this repo), each bundle's
     ``main`` imports, and every ``common`` module comes from the bundle itself."""
     bundles = build.build_bundles(plan(tmp_path))
+    for bundle in bundles.values():
+        # The runtime installs requirements.txt; it must pin the framework itself.
+        assert "functions-framework==" in (bundle / "requirements.txt").read_text()
+        assert not list(bundle.rglob("__pycache__"))
     broken = build.build_bundle(ROUTES[0], tmp_path / "broken")
     (broken / "common" / "errors.py").unlink()
     probe = (

@@ -15,6 +15,7 @@ them. Secrets never enter the env file: they are mounted from Secret Manager.
 from __future__ import annotations
 
 import argparse
+import functools
 import hashlib
 import shlex
 import shutil
@@ -62,7 +63,7 @@ class Plan:
     service_account: str | None = None
     gateway_service_account: str | None = None
 
-    @property
+    @functools.cached_property
     def settings(self) -> Settings:
         """The settings the functions will run with, minus caller auth (completed per
         deploy by ``env_for_deploy``; names and routes do not depend on it)."""
