@@ -25,6 +25,8 @@ from common.errors import ConfigError
 DEFAULT_CONFIG_PATH = "/etc/rds-connector/config.yaml"
 METADATA_BACKENDS = ("local", "zenodo", "none")
 STORAGE_BACKENDS = ("local", "webdav", "s3", "none")
+CALLER_AUTH_MODES = ("none", "bearer", "google")
+MIN_CALLER_SECRET = 16
 SERVICENAME_RE = re.compile(r"^port-[a-z0-9][a-z0-9._-]*$")
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
@@ -52,6 +54,11 @@ class Settings:
     max_json_bytes: int = 10 * 1024 * 1024
     connect_timeout: float = 10.0
     read_timeout: float = 600.0
+    # Caller authentication (common/caller_auth.py): none | bearer | google.
+    caller_auth: str = "none"
+    caller_secret: str | None = field(default=None, repr=False)
+    caller_audiences: tuple[str, ...] = ()
+    caller_emails: tuple[str, ...] = ()
     # The merged source holds secrets: it never appears in a repr or a log line.
     raw: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}), repr=False)
 
@@ -156,6 +163,37 @@ def _url(src: Mapping[str, str], name: str) -> str | None:
     return value.rstrip("/")
 
 
+def _list(text: str | None) -> tuple[str, ...]:
+    """A comma- or space-separated setting as a tuple (empty items dropped)."""
+    return tuple(item for item in re.split(r"[,\s]+", text or "") if item)
+
+
+def _caller_auth(src: Mapping[str, str]) -> dict[str, Any]:
+    """The caller-authentication fields; the mode's required value is named when missing."""
+    mode = (src.get("CONNECTOR_CALLER_AUTH") or "none").lower()
+    if mode not in CALLER_AUTH_MODES:
+        raise ConfigError(f"CONNECTOR_CALLER_AUTH must be one of {CALLER_AUTH_MODES}, not {mode!r}")
+    secret = src.get("CONNECTOR_CALLER_SECRET") or None
+    audiences = _list(src.get("CONNECTOR_CALLER_AUDIENCE"))
+    emails = _list(src.get("CONNECTOR_CALLER_EMAILS"))
+    if mode == "bearer" and (secret is None or len(secret) < MIN_CALLER_SECRET):
+        # The value itself is never part of the message.
+        raise ConfigError(
+            f"CONNECTOR_CALLER_SECRET must be set (at least {MIN_CALLER_SECRET} characters) "
+            "when CONNECTOR_CALLER_AUTH is bearer"
+        )
+    if mode == "google" and not audiences:
+        raise ConfigError(
+            "CONNECTOR_CALLER_AUDIENCE must be set when CONNECTOR_CALLER_AUTH is google"
+        )
+    return {
+        "caller_auth": mode,
+        "caller_secret": secret if mode == "bearer" else None,
+        "caller_audiences": audiences,
+        "caller_emails": emails,
+    }
+
+
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     """Read and validate the settings; ``ConfigError`` names the first bad value."""
     src = merged_source(env)
@@ -199,5 +237,6 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         max_json_bytes=_int(src, "CONNECTOR_MAX_JSON_BYTES", 10 * 1024 * 1024, 1024, 2**31),
         connect_timeout=_float(src, "CONNECTOR_CONNECT_TIMEOUT", 10.0),
         read_timeout=_float(src, "CONNECTOR_READ_TIMEOUT", 600.0),
+        **_caller_auth(src),
         raw=MappingProxyType(dict(src)),
     )

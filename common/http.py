@@ -22,6 +22,7 @@ from typing import Any
 from flask import Request, Response
 
 from common import metrics
+from common.caller_auth import check_caller
 from common.errors import (
     PROBLEM_CONTENT_TYPE,
     BadRequest,
@@ -266,8 +267,10 @@ def handle(the_route: Route, fn: Callable[[Call], Answer], request: Request) -> 
     request_id = _request_id(request)
     call: Call | None = None
     try:
+        runtime = get_runtime()
+        check_caller(runtime.settings, request)  # 401 before anything else is looked at
         params = _check_route(the_route, request)
-        call = Call(the_route, request, get_runtime(), params)
+        call = Call(the_route, request, runtime, params)
         response = _to_response(fn(call))
     except ConnectorError as err:
         response = problem_response(err, request, request_id)
