@@ -36,6 +36,7 @@ from common.errors import (
     UpstreamError,
     UpstreamUnavailable,
 )
+from common.gcp_auth import IdTokenAuth
 from common.identity import Identity, lookup_token
 from common.paths import storage_path
 from common.runtime import Runtime
@@ -89,13 +90,20 @@ class StorageClient:
         self.timeout = timeout
         self._session_user_id = session_user_id  # callable giving the session form, lazily
         self._user_id = user
+        # on Google Cloud the target function runs --no-allow-unauthenticated: send an ID
+        # token for its URL; elsewhere this adds nothing
+        self._auth = IdTokenAuth(self.base_url)
 
     def _request(self, path: str, body: dict[str, Any], *, stream: bool) -> requests.Response:
         url = f"{self.base_url}/storage/{path}"
         for attempt in (1, 2):
             try:
                 resp = self.session.get(
-                    url, json={**body, "userId": self._user_id}, timeout=self.timeout, stream=stream
+                    url,
+                    json={**body, "userId": self._user_id},
+                    timeout=self.timeout,
+                    stream=stream,
+                    auth=self._auth,
                 )
             except requests.RequestException as exc:
                 raise UpstreamUnavailable(f"{self.service} cannot be reached") from exc
