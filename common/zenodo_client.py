@@ -378,8 +378,11 @@ class ZenodoClient:
 
     # -- liveness ----------------------------------------------------------------------
     def ping(self) -> int:
-        """Status of an unauthenticated deposition listing (401 means: the API is there)."""
-        resp = self._send("GET", f"{self.api}/deposit/depositions", idempotent=True)
+        """Status of one deposition listing (401 without a token means: the API is there).
+
+        Sent once: the caller (login) owns the retry loop and its bound."""
+        url = f"{self.api}/deposit/depositions"
+        resp = self._send("GET", url, idempotent=False, replayable=False)
         resp.close()
         return resp.status_code
 
