@@ -465,3 +465,24 @@ def _publish_errors(metadata: dict[str, Any]) -> list[tuple[str, str]]:
     if metadata.get("access_right") in ("open", "embargoed") and not metadata.get("license"):
         out.append(("metadata.license", "Missing data for required field."))
     return out + _type_errors(metadata)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Serve the fake alone (the benchmark runs it in its own process)."""
+    import argparse
+
+    from werkzeug.serving import make_server
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--root", required=True)
+    parser.add_argument("--token", action="append", default=[])
+    args = parser.parse_args(argv)
+    fake = FakeZenodo(Path(args.root))
+    for token in args.token:
+        fake.add_token(token)
+    make_server("127.0.0.1", args.port, fake.app, threaded=True).serve_forever()
+
+
+if __name__ == "__main__":
+    main()
