@@ -25,22 +25,27 @@ datePublished               publication_date ``YYYY-MM-DD``; ``2017`` -> ``2017-
                             ``2017-05`` -> ``2017-05-01``; a list: its first valid date;
                             default: today (``today=`` is injectable)
 creator (author)            creators ``{"name": "Family, Given", "orcid", "affiliation"}``;
-                            Organizations by name; default: ``publisher`` or
+                            Organizations by name; default: the ``mainEntity``'s creator or
+                            author (a workflow's), then ``publisher``, then
                             ``sourceOrganization``, else ``[{"name": "Unknown"}]``
 contributor, editor,        contributors with type Other, Editor, Producer, RightsHolder,
 producer, copyrightHolder   ContactPerson
 accountablePerson
 license                     license id (``cc-by-4.0``, ``cc-zero``, ``mit`` ...); ported CC
-                            licences map to the generic one plus a ``Licence: URL`` note;
-                            default ``cc-by-4.0`` (access is always ``open``)
+                            licences Zenodo lacks map to the generic one plus a
+                            ``Licence: URL`` note; none on the root: the one licence all
+                            licensed ``hasPart`` entities share; default ``cc-by-4.0``
+                            (access is always ``open``); an unknown licence is a 400
 keywords                    keywords (comma-separated string or list, deduplicated)
 @type, additionalType,      upload_type (+ publication_type / image_type); default dataset
 genre, mainEntity
 version                     version (as text)
 inLanguage                  language, ISO 639-2/3 (``en``/``en-GB`` -> ``eng``)
 funding, funder             grants ``{"id": "<funder DOI>::<number>"}`` when the funder has a
-                            Crossref Funder DOI and the grant a number; otherwise a
-                            ``Funding: ...`` line in notes
+                            Crossref Funder DOI (or a ROR id in ``ROR_TO_FUNDER_DOI``) and
+                            the grant a number; otherwise a
+                            ``Funding: ...`` line in notes (``Funder: ...`` for a funder
+                            without a grant)
 citation                    related_identifiers relation ``cites``
 isBasedOn                   related_identifiers relation ``isDerivedFrom``
 identifier, @id (absolute)  related_identifiers relation ``isAlternateIdentifier`` (Zenodo's
@@ -54,7 +59,16 @@ isPartOf                    related_identifiers relation ``isPartOf``
 are turned around at the last space (``Josiah Carberry`` -> ``Carberry, Josiah``). ORCIDs
 are accepted from ``@id`` or ``identifier`` (URL or bare) and kept only when their check
 digit is right. Guards: at most ``MAX_ENTITIES`` entities, texts of at most
-``MAX_TEXT`` characters, reference chains of at most ``MAX_DEPTH`` steps, no cycles.
+``MAX_TEXT`` characters, lists of at most ``MAX_LIST`` values, reference chains of at most
+``MAX_DEPTH`` steps; a cycle of references is a 400 naming the property. Tolerated as
+found in real crates: repeated ``@id`` entities (merged), strings that are an entity's
+``@id`` (read as references), literals in ``{"@value": ...}``.
+
+Back (``zenodo_to_crate``): an RO-Crate 1.1 whose root reads back into the same Zenodo
+metadata (``crate -> zenodo -> crate -> zenodo`` is stable); Zenodo's own DOI becomes the
+root's ``identifier``, creators without a comma and without an ORCID become Organizations
+(``crate_to_zenodo`` writes every person as ``Family, Given``), files become ``File``
+entities with ``contentSize`` and an MD5 ``PropertyValue`` in ``identifier``.
 """
 
 from __future__ import annotations
@@ -160,7 +174,6 @@ TYPE_TABLE: dict[str, tuple[str, str | None]] = {
     "VideoObject": ("video", None),
     "MovieClip": ("video", None),
     "PresentationDigitalDocument": ("presentation", None),
-    "Poster": ("poster", None),
     "Course": ("lesson", None),
     "LearningResource": ("lesson", None),
     "Product": ("physicalobject", None),
@@ -185,8 +198,14 @@ REVERSE_TYPE: dict[tuple[str, str | None], str] = {
     ("physicalobject", None): "Product",
 }
 
-# SPDX id (lower case) -> Zenodo licence id. Zenodo's ids are SPDX ids in lower case, except
-# CC0 which the classic API calls ``cc-zero``.
+# upload_type -> schema.org type when no (upload_type, subtype) pair above names one.
+GENERIC_TYPE: dict[str, str] = {"publication": "ScholarlyArticle", "image": "ImageObject"}
+
+# SPDX id -> Zenodo licence id. Zenodo's ids are SPDX ids in lower case (its licence
+# vocabulary), except CC0 which the classic API calls ``cc-zero``. Only ids that Zenodo's
+# classic API maps are listed: it answers an unknown id with an error, not a 400. Deprecated
+# SPDX ids (``GPL-3.0``) are sent as their ``-only`` form: Zenodo's legacy alias table maps
+# ``gpl-3.0`` to GPL-2.0.
 SPDX_TO_ZENODO: dict[str, str] = {
     "CC0-1.0": "cc-zero",
     "CC-PDDC": "cc-pddc",
@@ -215,6 +234,41 @@ SPDX_TO_ZENODO: dict[str, str] = {
     "Artistic-2.0": "artistic-2.0",
     "BSL-1.0": "bsl-1.0",
     "Zlib": "zlib",
+    "0BSD": "0bsd",
+    "MIT-0": "mit-0",
+    "Apache-1.1": "apache-1.1",
+    "BSD-4-Clause": "bsd-4-clause",
+    "EPL-1.0": "epl-1.0",
+    "MPL-1.1": "mpl-1.1",
+    "EUPL-1.1": "eupl-1.1",
+    "CECILL-2.1": "cecill-2.1",
+    "CECILL-B": "cecill-b",
+    "CECILL-C": "cecill-c",
+    "OFL-1.1": "ofl-1.1",
+    "WTFPL": "wtfpl",
+    "PostgreSQL": "postgresql",
+    "X11": "x11",
+    "NCSA": "ncsa",
+    "UPL-1.0": "upl-1.0",
+    "AFL-3.0": "afl-3.0",
+    "ECL-2.0": "ecl-2.0",
+    "LPPL-1.3c": "lppl-1.3c",
+    "ZPL-2.1": "zpl-2.1",
+    "CERN-OHL-P-2.0": "cern-ohl-p-2.0",
+    "CERN-OHL-S-2.0": "cern-ohl-s-2.0",
+    "CERN-OHL-W-2.0": "cern-ohl-w-2.0",
+    "CDLA-Permissive-1.0": "cdla-permissive-1.0",
+    "CDLA-Sharing-1.0": "cdla-sharing-1.0",
+    "O-UDA-1.0": "o-uda-1.0",
+    "NLOD-1.0": "nlod-1.0",
+    "OGL-UK-3.0": "ogl-uk-3.0",
+    "etalab-2.0": "etalab-2.0",
+    # The only ported CC licences in Zenodo's vocabulary; other ports map to the generic one.
+    "CC-BY-3.0-AT": "cc-by-3.0-at",
+    "CC-BY-3.0-US": "cc-by-3.0-us",
+    "CC-BY-SA-3.0-AT": "cc-by-sa-3.0-at",
+    "CC-BY-SA-2.0-UK": "cc-by-sa-2.0-uk",
+    "CC-BY-NC-ND-3.0-IGO": "cc-by-nc-nd-3.0-igo",
     **{
         f"CC-{kind}-{version}": f"cc-{kind.lower()}-{version}"
         for kind in ("BY", "BY-SA", "BY-ND", "BY-NC", "BY-NC-SA", "BY-NC-ND")
@@ -234,16 +288,21 @@ LICENSE_TABLE: dict[str, str] = {
 LICENSE_ALIASES: dict[str, str] = {
     "cc0": "cc0-1.0",
     "cc-zero": "cc0-1.0",
-    "cc0 1.0": "cc0-1.0",
-    "public domain dedication": "cc0-1.0",
-    "apache license 2.0": "apache-2.0",
-    "apache license, version 2.0": "apache-2.0",
-    "apache 2.0": "apache-2.0",
-    "mit license": "mit",
-    "the mit license": "mit",
-    "bsd 3-clause": "bsd-3-clause",
-    "bsd 2-clause": "bsd-2-clause",
+    "creative-commons-zero-v1.0-universal": "cc0-1.0",
+    "cc0-1.0-universal": "cc0-1.0",
+    "apache-license-2.0": "apache-2.0",
+    "apache-license-version-2.0": "apache-2.0",
+    "apache-2": "apache-2.0",
+    "mit-license": "mit",
+    "the-mit-license": "mit",
+    "bsd-3-clause-license": "bsd-3-clause",
+    "bsd-2-clause-license": "bsd-2-clause",
 }
+# "Creative Commons Attribution-NonCommercial-ShareAlike 4.0 International", normalised.
+_CC_NAME = re.compile(
+    r"^creative-commons-attribution(-noncommercial)?(-sharealike|-noderivatives|-noderivs)?"
+    r"-(\d\.\d)(?:-international|-unported|-generic)?$"
+)
 _CC_URL = re.compile(
     r"^https?://(?:www\.)?creativecommons\.org/(licenses|publicdomain)/"
     r"([a-z-]+)/(\d\.\d)(?:/([a-z]{2,3}))?/?(?:legalcode(?:\.[a-z-]+)?)?/?$",
@@ -253,6 +312,21 @@ _SPDX_URL = re.compile(
     r"^https?://(?:www\.)?spdx\.org/licenses/([A-Za-z0-9.+-]+?)(?:\.html|\.json)?/?$"
 )
 _OSI_URL = re.compile(r"^https?://(?:www\.)?opensource\.org/licenses?/([A-Za-z0-9.+-]+?)/?$")
+# Licence pages of their stewards -> SPDX id.
+LICENSE_URLS: dict[str, str] = {
+    "apache.org/licenses/license-2.0": "apache-2.0",
+    "gnu.org/licenses/gpl-3.0": "gpl-3.0-only",
+    "gnu.org/licenses/gpl-2.0": "gpl-2.0-only",
+    "gnu.org/licenses/lgpl-3.0": "lgpl-3.0-only",
+    "gnu.org/licenses/lgpl-2.1": "lgpl-2.1-only",
+    "gnu.org/licenses/agpl-3.0": "agpl-3.0-only",
+    "mozilla.org/mpl/2.0": "mpl-2.0",
+    "opendatacommons.org/licenses/odbl/1-0": "odbl-1.0",
+    "opendatacommons.org/licenses/by/1-0": "odc-by-1.0",
+    "opendatacommons.org/licenses/pddl/1-0": "pddl-1.0",
+    "joinup.ec.europa.eu/collection/eupl/eupl-text-eupl-12": "eupl-1.2",
+}
+_CC_ID = re.compile(r"^cc-(by(?:-nc)?(?:-sa|-nd)?)-(\d\.\d)(?:-([a-z]{2,3}))?$")
 
 # ISO 639-1 -> ISO 639-3 (the terminological codes Zenodo's vocabulary uses).
 LANGUAGES: dict[str, str] = {
@@ -278,6 +352,41 @@ LANGUAGE_BIBLIOGRAPHIC: dict[str, str] = {
     "rum": "ron", "chi": "zho", "per": "fas", "ice": "isl", "wel": "cym", "baq": "eus",
     "alb": "sqi", "mac": "mkd", "geo": "kat", "arm": "hye", "may": "msa",
 }  # fmt: skip
+
+# Lower-case words that belong to the family name that follows them.
+NAME_PARTICLES = frozenset(
+    {"van", "von", "der", "den", "de", "del", "della", "di", "da", "das", "dos", "du"}
+    | {"la", "le", "ten", "ter", "zu", "ó", "bin", "ibn"}
+)
+# schema.org types (besides *Organization) of agents that are not people.
+ORGANIZATION_TYPES = frozenset({"corporation", "ngo", "project", "consortium", "fundingscheme"})
+
+# ROR id -> Crossref Funder DOI of the funders Zenodo knows by both (zenodo-rdm's legacy
+# deserializer keeps the same pairs), so a crate naming its funder by ROR, as RO-Crate
+# recommends for organisations, still yields a Zenodo grant.
+ROR_TO_FUNDER_DOI: dict[str, str] = {
+    "00k4n6c32": "10.13039/501100000780",  # European Commission
+    "00rbzpz17": "10.13039/501100001665",  # Agence Nationale de la Recherche
+    "05k73zm37": "10.13039/501100002341",  # Research Council of Finland
+    "05mmh0f86": "10.13039/501100000923",  # Australian Research Council
+    "02k4b9v70": "10.13039/501100000806",  # European Environment Agency
+    "00snfqn58": "10.13039/501100001871",  # Fundação para a Ciência e a Tecnologia
+    "013tf3c58": "10.13039/501100002428",  # Austrian Science Fund
+    "03n51vw80": "10.13039/501100004488",  # Croatian Science Foundation
+    "01znas443": "10.13039/501100004564",  # Ministry of Education, Science (Serbia)
+    "011kf5r70": "10.13039/501100000925",  # National Health and Medical Research Council
+    "01cwqze88": "10.13039/100000002",  # National Institutes of Health
+    "01h531d29": "10.13039/501100000038",  # NSERC
+    "021nxhr62": "10.13039/100000001",  # National Science Foundation
+    "04jsz6e67": "10.13039/501100003246",  # Dutch Research Council (NWO)
+    "001aqnf71": "10.13039/100014013",  # UK Research and Innovation
+    "0271asj38": "10.13039/501100001602",  # Science Foundation Ireland
+    "00yjd3n13": "10.13039/501100001711",  # Swiss National Science Foundation
+    "006cvnv84": "10.13039/100001345",  # SSHRC
+    "04w9kkr77": "10.13039/501100004410",  # TÜBİTAK
+    "029chgv08": "10.13039/100004440",  # Wellcome Trust
+    "03m8vkq32": "10.13039/501100006364",  # Institut National du Cancer
+}
 
 # Root properties that become Zenodo contributors, with their contributor type.
 CONTRIBUTOR_PROPERTIES: tuple[tuple[str, str], ...] = (
@@ -312,17 +421,18 @@ FIELD_TO_PROPERTY: dict[str, str] = {
     "version": "version",
     "language": "inLanguage",
     "grants": "funding",
-    "notes": "funding",
 }
 
 _ORCID = re.compile(r"(\d{4}-\d{4}-\d{4}-\d{3}[\dX])$")
 _DOI = re.compile(r"^(?:doi:|https?://(?:dx\.)?doi\.org/)?(10\.\d{4,9}/\S+)$", re.IGNORECASE)
 _FUNDER_DOI = re.compile(r"^(?:https?://(?:dx\.)?doi\.org/)?(10\.13039/\d+)$", re.IGNORECASE)
+_ROR = re.compile(r"^(?:https?://)?ror\.org/(0[a-z0-9]{8})/?$", re.IGNORECASE)
 _ZENODO_DOI = re.compile(r"^10\.(5281|5072)/zenodo\.\d+$", re.IGNORECASE)
 _HANDLE = re.compile(r"^(?:hdl:|https?://hdl\.handle\.net/)(\d[\w.]*/\S+)$", re.IGNORECASE)
 _ARXIV = re.compile(r"^(?:arxiv:|https?://arxiv\.org/abs/)(\d{4}\.\d{4,5}(?:v\d+)?)$", re.I)
 _DATE = re.compile(r"^(\d{4})(?:-(\d{2})(?:-(\d{2}))?)?(?:[T ].*)?$")
 _TAG = re.compile(r"<[^>]*>")
+_URI = re.compile(r"^(?:[a-z][a-z0-9+.-]*://|mailto:|urn:|doi:|info:)", re.IGNORECASE)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -330,7 +440,7 @@ _TAG = re.compile(r"<[^>]*>")
 
 
 class _Graph:
-    """The crate's entities by ``@id``, with reference resolution guarded against cycles."""
+    """The crate's entities by ``@id``; the root's shape is checked before anything is read."""
 
     def __init__(self, crate: Any) -> None:
         if not isinstance(crate, dict):
@@ -348,21 +458,28 @@ class _Graph:
         self.entities: dict[str, dict[str, Any]] = {}
         for entity in graph:
             if isinstance(entity, dict) and isinstance(entity.get("@id"), str):
-                # The first entity with an @id wins; RO-Crate requires ids to be unique.
-                self.entities.setdefault(entity["@id"], entity)
+                known = self.entities.get(entity["@id"])
+                if known is None:
+                    self.entities[entity["@id"]] = entity
+                else:
+                    # JSON-LD merges nodes with one @id (real crates repeat them, e.g.
+                    # ROHub's); the first value of a property wins.
+                    self.entities[entity["@id"]] = {**entity, **known}
 
     def get(self, ref: Any) -> dict[str, Any] | None:
-        """The entity a value refers to (an ``{"@id"}`` reference or a nested entity)."""
+        """The entity a value refers to (an ``{"@id"}`` reference or a nested entity).
+
+        A plain string that is the ``@id`` of an entity counts as a reference too: JSON-LD
+        would read it as a literal, but crates in the wild (ROHub) mean the entity.
+        """
+        if isinstance(ref, str) and ref in self.entities and ref not in ROOT_ALIASES:
+            return self.entities[ref]
         if isinstance(ref, dict):
             ident = ref.get("@id")
             if isinstance(ident, str) and ident in self.entities and len(ref) == 1:
                 return self.entities[ident]
             return ref
         return None
-
-    def resolve(self, value: Any) -> Any:
-        """A value with a bare reference replaced by the entity it names, if in the graph."""
-        return self.get(value) if isinstance(value, dict) else value
 
 
 def _values(value: Any) -> list[Any]:
@@ -457,13 +574,10 @@ def _first_text(entity: dict[str, Any], *props: str) -> str | None:
 
 def _entity_label(graph: _Graph, value: Any, prop: str) -> str | None:
     """A human name for a literal or referenced entity (``name``, else its id or url)."""
-    text = _text(value, prop)
-    if text:
-        return text
     entity = graph.get(value)
     if entity is None:
-        return None
-    return _first_text(entity, "name", "alternateName", "@id")
+        return _text(value, prop)
+    return _first_text(entity, "name", "legalName", "alternateName", "@id")
 
 
 def parse_date(value: Any) -> str | None:
@@ -543,25 +657,40 @@ def _family_given(entity: dict[str, Any]) -> str | None:
     name = _first_text(entity, "name")
     if not name:
         return None
-    if "," in name or "Organization" in _types(entity) or " " not in name:
+    return family_given_of(name)
+
+
+def family_given_of(name: str) -> str:
+    """``Given [particles] Family`` -> ``[particles] Family, Given``; commas kept as they are.
+
+    A heuristic for names given only whole: the family name is the last word together with
+    the lower-case particles before it (``Shaun de Witt`` -> ``de Witt, Shaun``).
+    """
+    words = name.split()
+    if "," in name or len(words) < 2:
         return name
-    given, _, family = name.rpartition(" ")
-    return f"{family}, {given}"
+    start = len(words) - 1
+    while start > 1 and words[start - 1].lower() in NAME_PARTICLES:
+        start -= 1
+    return f"{' '.join(words[start:])}, {' '.join(words[:start])}"
 
 
 def _is_organization(entity: dict[str, Any]) -> bool:
-    types = _types(entity)
-    return any(t in types for t in ("Organization", "ResearchOrganization", "Corporation"))
+    for kind in _types(entity):
+        low = kind.rsplit(":", 1)[-1].rsplit("#", 1)[-1].rsplit("/", 1)[-1].lower()
+        if low.endswith(("organization", "organisation")) or low in ORGANIZATION_TYPES:
+            return True
+    return False
 
 
 def _agent(graph: _Graph, value: Any, prop: str) -> dict[str, str] | None:
     """One Zenodo creator/contributor from a Person, an Organization or a bare name."""
-    text = _text(value, prop)
-    if text:
-        # A literal name, or a URL naming someone (an ORCID without its entity).
-        orcid = orcid_of(text)
-        return {"name": text, "orcid": orcid} if orcid else {"name": text}
     entity = graph.get(value)
+    text = _text(value, prop) if entity is None else None
+    if text:
+        # A literal name. A URL is an identifier, not a name: without an entity to name
+        # it, Zenodo would show the URL as a person.
+        return None if _URI.match(text) else {"name": text}
     if entity is None:
         return None
     if _is_organization(entity):
@@ -573,9 +702,9 @@ def _agent(graph: _Graph, value: Any, prop: str) -> dict[str, str] | None:
     agent = {"name": name}
     orcid = None
     for candidate in [entity.get("@id"), *_values(entity.get("identifier"))]:
-        candidate = graph.resolve(candidate)
-        if isinstance(candidate, dict):  # a PropertyValue
-            candidate = candidate.get("value") or candidate.get("@id")
+        found = graph.get(candidate)  # a PropertyValue, by reference or nested
+        if found is not None:
+            candidate = found.get("value") or found.get("@id")
         orcid = orcid_of(candidate)
         if orcid:
             break
@@ -601,8 +730,14 @@ def _agents(graph: _Graph, root: dict[str, Any], prop: str) -> list[dict[str, st
 
 
 def _creators(graph: _Graph, root: dict[str, Any]) -> list[dict[str, str]]:
-    for prop in ("creator", "author", "publisher", "sourceOrganization"):
-        agents = _agents(graph, root, prop)
+    """Every creator; else the authors of the main entity (a workflow's), else the publisher."""
+    main = graph.get(root.get("mainEntity"))
+    sources = [(root, "creator"), (root, "author")]
+    if main is not None:
+        sources += [(main, "creator"), (main, "author")]
+    sources += [(root, "publisher"), (root, "sourceOrganization")]
+    for entity, prop in sources:
+        agents = _agents(graph, entity, prop)
         if agents:
             return agents
     return [{"name": UNKNOWN_CREATOR}]
@@ -620,26 +755,46 @@ def _contributors(graph: _Graph, root: dict[str, Any]) -> list[dict[str, str]]:
 # Licence, type, language, funding, relations
 
 
+def _cc_license(
+    kind: str, code: str, version: str, port: str | None, *, text: str
+) -> tuple[str | None, str | None]:
+    """A creativecommons.org URL's licence; a port Zenodo lacks becomes generic plus a note."""
+    spdx = "cc0-1.0" if kind.lower() == "publicdomain" and code.lower() == "zero" else None
+    spdx = spdx or f"cc-{code.lower()}-{version}"
+    if port and f"{spdx}-{port.lower()}" in LICENSE_TABLE:
+        return LICENSE_TABLE[f"{spdx}-{port.lower()}"], None
+    zenodo = LICENSE_TABLE.get(spdx)
+    return zenodo, (f"Licence: {text}" if zenodo and port else None)
+
+
 def _license_key(text: str) -> tuple[str | None, str | None]:
     """(Zenodo licence id, note) for a licence URL, SPDX id or name; (None, None) if unknown."""
     text = text.strip()
     cc = _CC_URL.match(text)
     if cc:
-        kind, code, version, port = cc.groups()
-        spdx = "cc0-1.0" if kind.lower() == "publicdomain" and code.lower() == "zero" else None
-        spdx = spdx or f"cc-{code.lower()}-{version}"
-        zenodo = LICENSE_TABLE.get(spdx)
-        if zenodo and port:
-            return zenodo, f"Licence: {text}"
-        return zenodo, None
+        return _cc_license(*cc.groups(), text=text)
     for pattern in (_SPDX_URL, _OSI_URL):
         match = pattern.match(text)
         if match:
             text = match.group(1)
             break
-    key = text.lower().replace("_", "-")
+    page = re.sub(r"^https?://(?:www\.)?", "", text.lower())
+    page = re.sub(r"(\.html?|\.txt|\.en\.html|/)+$", "", page)
+    if page in LICENSE_URLS:
+        return LICENSE_TABLE[LICENSE_URLS[page]], None
+    key = re.sub(r"[\s_,]+", "-", text.lower())
     key = LICENSE_ALIASES.get(key, key)
-    return LICENSE_TABLE.get(key), None
+    named = _CC_NAME.match(key)
+    if named:
+        nc, kind, version = named.groups()
+        kind = {"-sharealike": "-sa", None: ""}.get(kind, "-nd")
+        key = f"cc-by{'-nc' if nc else ''}{kind}-{version}"
+    if key in LICENSE_TABLE:
+        return LICENSE_TABLE[key], None
+    ported = _CC_ID.match(key)  # "CC-BY-3.0-AU", "cc by-nc 2.0 de"
+    if ported and f"cc-{ported.group(1)}-{ported.group(2)}" in LICENSE_TABLE:
+        return LICENSE_TABLE[f"cc-{ported.group(1)}-{ported.group(2)}"], f"Licence: {text}"
+    return None, None
 
 
 def _follow(graph: _Graph, value: Any, props: tuple[str, ...], prop: str) -> Iterator[str]:
@@ -649,9 +804,11 @@ def _follow(graph: _Graph, value: Any, props: tuple[str, ...], prop: str) -> Ite
     bounded by ``MAX_DEPTH`` so a deep nesting cannot exhaust the stack.
     """
 
-    def walk(item: Any, path: tuple[str, ...]) -> Iterator[str]:
-        if len(path) > MAX_DEPTH:
+    def walk(item: Any, path: tuple[str, ...], depth: int) -> Iterator[str]:
+        if depth > MAX_DEPTH:
             raise BadRequest(f"{prop} references nest deeper than {MAX_DEPTH}", field=prop)
+        if isinstance(item, str) and item not in path and graph.get(item) is not None:
+            item = {"@id": item}  # a string naming an entity, not itself
         text = _text(item, prop)
         if text:
             yield text
@@ -671,13 +828,28 @@ def _follow(graph: _Graph, value: Any, props: tuple[str, ...], prop: str) -> Ite
                     yield ident
                 continue
             for sub in _values(entity.get(name)):
-                yield from walk(sub, here)
+                yield from walk(sub, here, depth + 1)
 
-    yield from walk(value, ())
+    yield from walk(value, (), 0)
+
+
+def _parts_license(graph: _Graph, root: dict[str, Any]) -> list[Any]:
+    """The one licence every licensed part of the root shares, as ``[value]``, else ``[]``.
+
+    A crate often licenses its files and not itself (the spec's rainfall example); Zenodo
+    needs one licence for the record, and the files' common one is the honest choice.
+    """
+    found: list[Any] = []
+    for part in _values(root.get("hasPart")):
+        entity = graph.get(part)
+        for value in _values(entity.get("license")) if entity is not None else []:
+            if value not in found:
+                found.append(value)
+    return found if len(found) == 1 else []
 
 
 def _license(graph: _Graph, root: dict[str, Any]) -> tuple[str, str | None]:
-    values = _values(root.get("license"))
+    values = _values(root.get("license")) or _parts_license(graph, root)
     if not values:
         return DEFAULT_LICENSE, None
     seen: list[str] = []
@@ -727,7 +899,7 @@ def _upload_type(graph: _Graph, root: dict[str, Any]) -> dict[str, str]:
     return out
 
 
-def language_of(graph: _Graph, value: Any) -> str | None:
+def _language_of(graph: _Graph, value: Any) -> str | None:
     """ISO 639-3 code for an ISO 639-1/2/3 code, BCP 47 tag, Language entity or English name."""
     entity = graph.get(value)
     texts = (
@@ -758,13 +930,17 @@ def language_of(graph: _Graph, value: Any) -> str | None:
 
 
 def _funder_doi(graph: _Graph, value: Any) -> str | None:
+    """The Crossref Funder DOI of a funder: its id or identifier, or its ROR id if known."""
     entity = graph.get(value)
     texts = [value] if entity is None else [entity.get("@id"), *_values(entity.get("identifier"))]
     for item in texts:
-        text = _text(item, "funding")
-        match = _FUNDER_DOI.match(text or "")
+        text = _text(item, "funding") or ""
+        match = _FUNDER_DOI.match(text)
         if match:
             return match.group(1)
+        ror = _ROR.match(text)
+        if ror and ror.group(1).lower() in ROR_TO_FUNDER_DOI:
+            return ROR_TO_FUNDER_DOI[ror.group(1).lower()]
     return None
 
 
@@ -805,22 +981,24 @@ def _identifier_texts(graph: _Graph, value: Any, prop: str) -> Iterator[str]:
 
 
 def _related(graph: _Graph, root: dict[str, Any]) -> list[dict[str, str]]:
+    """Related identifiers, each value's first recognisable identifier, in table order."""
     out: list[dict[str, str]] = []
+
+    def add(ident: str | None, relation: str) -> bool:
+        if not ident or (relation == "isAlternateIdentifier" and _ZENODO_DOI.match(ident)):
+            return False
+        entry = {"identifier": ident, "relation": relation}
+        if entry not in out:
+            out.append(entry)
+        return True
+
     for prop, relation in RELATION_PROPERTIES:
-        values = list(_values(root.get(prop)))
         if prop == "identifier" and isinstance(root.get("@id"), str):
-            values.insert(0, root["@id"])
-        for value in values:
+            add(normalise_identifier(root["@id"]), relation)  # a detached crate's URL
+        for value in _values(root.get(prop)):
             for text in _identifier_texts(graph, value, prop):
-                ident = normalise_identifier(text)
-                if not ident:
-                    continue
-                if relation == "isAlternateIdentifier" and _ZENODO_DOI.match(ident):
-                    continue
-                entry = {"identifier": ident, "relation": relation}
-                if entry not in out:
-                    out.append(entry)
-                break
+                if add(normalise_identifier(text), relation):
+                    break
     return out
 
 
@@ -869,7 +1047,7 @@ def crate_to_zenodo(crate: dict[str, Any], *, today: _dt.date | None = None) -> 
         "keywords": _keywords(graph, root),
         "version": _first_text(root, "version"),
         "language": next(
-            (c for c in (language_of(graph, v) for v in _values(root.get("inLanguage"))) if c),
+            (c for c in (_language_of(graph, v) for v in _values(root.get("inLanguage"))) if c),
             None,
         ),
         "grants": grants,
@@ -895,7 +1073,7 @@ def _slug(text: str) -> str:
 
 
 class _Builder:
-    """Collects entities for ``zenodo_to_crate`` with unique ids."""
+    """Collects the entities of the crate ``zenodo_to_crate`` builds, with unique ids."""
 
     def __init__(self) -> None:
         self.entities: dict[str, dict[str, Any]] = {}
@@ -905,10 +1083,15 @@ class _Builder:
         return {"@id": entity["@id"]}
 
     def organization(self, name: str) -> dict[str, str]:
-        return self.add({"@id": f"#org-{_slug(name)}", "@type": "Organization", "name": name})
+        ident, n = f"#org-{_slug(name)}", 1
+        while self.entities.get(ident, {"name": name}).get("name") != name:
+            n += 1  # two names with one slug ("A B" and "a-b") stay two organisations
+            ident = f"#org-{_slug(name)}-{n}"
+        return self.add({"@id": ident, "@type": "Organization", "name": name})
 
-    def agent(self, item: dict[str, Any], prefix: str, index: int) -> dict[str, str] | None:
-        name = str(item.get("name") or "").strip()
+    def agent(self, item: Any, prefix: str, index: int) -> dict[str, str] | None:
+        """A Person (or Organization) entity for one Zenodo creator or contributor."""
+        name = str(item.get("name") or "").strip() if isinstance(item, dict) else ""
         if not name or name == UNKNOWN_CREATOR:  # our own placeholder, not a person
             return None
         orcid = orcid_of(item.get("orcid"))
@@ -918,18 +1101,144 @@ class _Builder:
         ident = f"https://orcid.org/{orcid}" if orcid else f"#{prefix}-{index}"
         person: dict[str, Any] = {"@id": ident, "@type": "Person", "name": name}
         if "," in name:
-            family, _, given = name.partition(",")
-            person.update(familyName=family.strip(), givenName=given.strip())
-            person["name"] = f"{given.strip()} {family.strip()}".strip()
-        affiliation = str(item.get("affiliation") or "").strip()
-        if affiliation:
-            refs = [self.organization(a.strip()) for a in affiliation.split(";") if a.strip()]
-            person["affiliation"] = refs[0] if len(refs) == 1 else refs
+            family, _, given = (part.strip() for part in name.partition(","))
+            person.update(name=f"{given} {family}".strip(), familyName=family, givenName=given)
+        affiliations = str(item.get("affiliation") or "").split(";")
+        refs = [self.organization(a.strip()) for a in affiliations if a.strip()]
+        if refs:
+            person["affiliation"] = _one_or_many(refs)
         return self.add(person)
+
+    def agents(self, metadata: dict[str, Any]) -> dict[str, Any]:
+        """``creator`` and the contributor properties, by Zenodo contributor type."""
+        out: dict[str, Any] = {}
+        creators = [self.agent(c, "creator", i) for i, c in enumerate(_list(metadata, "creators"))]
+        if any(creators):
+            out["creator"] = [c for c in creators if c]
+        by_type = {kind: prop for prop, kind in CONTRIBUTOR_PROPERTIES}
+        for i, item in enumerate(_list(metadata, "contributors")):
+            ref = self.agent(item, "contributor", i)
+            if ref:
+                out.setdefault(by_type.get(item.get("type"), "contributor"), []).append(ref)
+        return out
+
+    def license(self, metadata: dict[str, Any], notes: list[str]) -> dict[str, Any]:
+        """The licence entity: the exact URL kept in the notes, else the SPDX page."""
+        url = next((n[len("Licence: ") :] for n in notes if n.startswith("Licence: ")), None)
+        if url:
+            return {"license": self.add({"@id": url, "@type": "CreativeWork", "identifier": url})}
+        license_id = metadata.get("license")
+        if isinstance(license_id, dict):  # {"id": "cc-by-4.0"} as Zenodo answers it
+            license_id = license_id.get("id")
+        if not isinstance(license_id, str) or not license_id:
+            return {}
+        spdx = next((k for k, v in SPDX_TO_ZENODO.items() if v == license_id), license_id)
+        entity = {"@id": f"https://spdx.org/licenses/{spdx}", "@type": "CreativeWork"}
+        return {"license": self.add({**entity, "identifier": spdx})}
+
+    def funding(self, metadata: dict[str, Any], notes: list[str]) -> dict[str, Any]:
+        """Grants (``funderDOI::number``) and the funding/funder lines of the notes."""
+        funding = []
+        for grant in _list(metadata, "grants"):
+            gid = grant.get("id") if isinstance(grant, dict) else None
+            if isinstance(gid, str) and "::" in gid:
+                funder_doi, _, number = gid.partition("::")
+                funder = self.add({"@id": f"https://doi.org/{funder_doi}", "@type": "Organization"})
+                entity = {"@id": f"#grant-{_slug(gid)}", "@type": "Grant", "identifier": number}
+                funding.append(self.add({**entity, "funder": funder}))
+        for note in notes:
+            if note.startswith("Funding: "):
+                name = note[len("Funding: ") :]
+                funding.append(
+                    self.add({"@id": f"#funding-{_slug(name)}", "@type": "Grant", "name": name})
+                )
+        out: dict[str, Any] = {"funding": funding} if funding else {}
+        funders = [
+            self.organization(n[len("Funder: ") :]) for n in notes if n.startswith("Funder: ")
+        ]
+        if funders:
+            out["funder"] = _one_or_many(funders)
+        return out
+
+    def files(self, files: list[dict[str, Any]] | None) -> dict[str, Any]:
+        """``hasPart`` File entities with size and MD5 (never the metadata file itself)."""
+        parts = []
+        for item in files or []:
+            name = (
+                str(item.get("filename") or item.get("key") or "") if isinstance(item, dict) else ""
+            )
+            if not name or name.rsplit("/", 1)[-1] in DESCRIPTOR_NAMES:
+                continue
+            entity: dict[str, Any] = {"@id": quote(name, safe="/"), "@type": "File", "name": name}
+            size = item.get("size", item.get("filesize"))
+            if size is not None:
+                entity["contentSize"] = str(size)
+            checksum = str(item.get("checksum") or "").removeprefix("md5:")
+            if checksum:
+                # The RO-Crate context has no checksum term; a schema.org PropertyValue says it.
+                entity["identifier"] = {
+                    "@type": "PropertyValue",
+                    "propertyID": "md5",
+                    "value": checksum,
+                }
+            parts.append(self.add(entity))
+        return {"hasPart": parts} if parts else {}
+
+
+def _list(metadata: dict[str, Any], key: str) -> list[Any]:
+    value = metadata.get(key)
+    return value if isinstance(value, list) else []
 
 
 def _one_or_many(items: list[Any]) -> Any:
     return items[0] if len(items) == 1 else items
+
+
+def _schema_types(metadata: dict[str, Any]) -> dict[str, Any]:
+    """``@type`` (and ``genre`` where no schema.org type says it) for an upload type.
+
+    Chosen so that ``_upload_type`` reads back exactly the same upload and sub type.
+    """
+    upload = metadata.get("upload_type") or DEFAULT_UPLOAD_TYPE
+    sub = metadata.get("publication_type") or metadata.get("image_type")
+    schema_type = REVERSE_TYPE.get((upload, sub)) or GENERIC_TYPE.get(upload)
+    out: dict[str, Any] = {"@type": ["Dataset", schema_type]} if schema_type else {}
+    derived = TYPE_TABLE.get(schema_type or "Dataset", ("dataset", None))
+    if derived != (upload, sub):
+        out["genre"] = sub or upload
+    return out
+
+
+def _relations_back(metadata: dict[str, Any]) -> dict[str, Any]:
+    """Zenodo's DOI and related identifiers as ``identifier``, ``citation``, ``isBasedOn``..."""
+    out: dict[str, list[Any]] = {}
+    if metadata.get("doi"):
+        out["identifier"] = [f"https://doi.org/{metadata['doi']}"]
+    by_relation = {relation: prop for prop, relation in RELATION_PROPERTIES}
+    for item in _list(metadata, "related_identifiers"):
+        prop = by_relation.get(item.get("relation")) if isinstance(item, dict) else None
+        ident = item.get("identifier") if prop else None
+        if isinstance(ident, str):
+            doi = doi_of(ident)
+            url = f"https://doi.org/{doi}" if doi else ident
+            out.setdefault(prop, []).append(url if prop == "identifier" else {"@id": url})
+    return {k: _one_or_many(v) if k == "identifier" else v for k, v in out.items()}
+
+
+def _literals_back(metadata: dict[str, Any]) -> dict[str, Any]:
+    """The root's plain values: name, description as text, date, keywords, version, language."""
+    keywords = metadata.get("keywords")
+    values = {
+        "name": metadata.get("title"),
+        "description": _plain(str(metadata["description"]))
+        if metadata.get("description")
+        else None,
+        "datePublished": metadata.get("publication_date"),
+        "keywords": [keywords] if isinstance(keywords, str) else keywords,
+        "version": metadata.get("version"),
+        "inLanguage": metadata.get("language"),
+    }
+    return {k: v for k, v in values.items() if v}
 
 
 def zenodo_to_crate(
@@ -939,106 +1248,18 @@ def zenodo_to_crate(
     if not isinstance(metadata, dict):
         raise BadRequest("Zenodo metadata must be an object", field="metadata")
     build = _Builder()
-    root: dict[str, Any] = {"@id": "./", "@type": "Dataset"}
-    upload = metadata.get("upload_type") or DEFAULT_UPLOAD_TYPE
-    sub = metadata.get("publication_type") or metadata.get("image_type")
-    schema_type = REVERSE_TYPE.get((upload, sub)) or REVERSE_TYPE.get((upload, None))
-    if schema_type:
-        root["@type"] = ["Dataset", schema_type]
-    derived = TYPE_TABLE.get(schema_type or "Dataset", ("dataset", None))
-    if upload != "dataset" and (derived[0], derived[1] if sub else None) != (upload, sub):
-        root["genre"] = sub or upload
-    if metadata.get("title"):
-        root["name"] = metadata["title"]
-    if metadata.get("description"):
-        root["description"] = _plain(str(metadata["description"]))
-    if metadata.get("publication_date"):
-        root["datePublished"] = metadata["publication_date"]
-    if metadata.get("doi"):
-        root["identifier"] = f"https://doi.org/{metadata['doi']}"
-    creators = [build.agent(c, "creator", i) for i, c in enumerate(metadata.get("creators") or [])]
-    if any(creators):
-        root["creator"] = [c for c in creators if c]
-    groups: dict[str, list[dict[str, str]]] = {}
-    by_type = {kind: prop for prop, kind in CONTRIBUTOR_PROPERTIES}
-    for i, item in enumerate(metadata.get("contributors") or []):
-        ref = build.agent(item, "contributor", i)
-        if ref:
-            groups.setdefault(by_type.get(item.get("type"), "contributor"), []).append(ref)
-    root.update(groups)
-    license_id = metadata.get("license")
-    if isinstance(license_id, dict):
-        license_id = license_id.get("id")
-    notes = [n for n in str(metadata.get("notes") or "").splitlines() if n.strip()]
-    licence_url = next((n[len("Licence: ") :] for n in notes if n.startswith("Licence: ")), None)
-    if licence_url:
-        root["license"] = build.add(
-            {"@id": licence_url, "@type": "CreativeWork", "identifier": licence_url}
-        )
-    elif license_id:
-        spdx = next((k for k, v in SPDX_TO_ZENODO.items() if v == license_id), license_id)
-        url = f"https://spdx.org/licenses/{spdx}"
-        root["license"] = build.add({"@id": url, "@type": "CreativeWork", "identifier": spdx})
-    if metadata.get("keywords"):
-        root["keywords"] = list(metadata["keywords"])
-    if metadata.get("version"):
-        root["version"] = metadata["version"]
-    if metadata.get("language"):
-        root["inLanguage"] = metadata["language"]
-    funding = []
-    for grant in metadata.get("grants") or []:
-        gid = grant.get("id") if isinstance(grant, dict) else None
-        if isinstance(gid, str) and "::" in gid:
-            funder_doi, _, number = gid.partition("::")
-            funder = build.add({"@id": f"https://doi.org/{funder_doi}", "@type": "Organization"})
-            funding.append(
-                build.add(
-                    {
-                        "@id": f"#grant-{_slug(gid)}",
-                        "@type": "Grant",
-                        "identifier": number,
-                        "funder": funder,
-                    }
-                )
-            )
-    for note in notes:
-        if note.startswith("Funding: "):
-            funding.append(
-                build.add(
-                    {
-                        "@id": f"#funding-{_slug(note)}",
-                        "@type": "Grant",
-                        "name": note[len("Funding: ") :],
-                    }
-                )
-            )
-    if funding:
-        root["funding"] = funding
-    funders = [n[len("Funder: ") :] for n in notes if n.startswith("Funder: ")]
-    if funders:
-        root["funder"] = _one_or_many([build.organization(n) for n in funders])
-    by_relation = {relation: prop for prop, relation in RELATION_PROPERTIES}
-    for item in metadata.get("related_identifiers") or []:
-        prop = by_relation.get(item.get("relation"))
-        ident = item.get("identifier")
-        if prop and isinstance(ident, str):
-            doi = doi_of(ident)
-            url = f"https://doi.org/{doi}" if doi else ident
-            root.setdefault(prop, []).append(url if prop == "identifier" else {"@id": url})
-    parts = []
-    for item in files or []:
-        name = str(item.get("filename") or item.get("key") or "")
-        if not name:
-            continue
-        entity: dict[str, Any] = {"@id": quote(name, safe="/"), "@type": "File", "name": name}
-        if item.get("size") is not None:
-            entity["contentSize"] = str(item["size"])
-        checksum = str(item.get("checksum") or "")
-        if checksum:
-            entity["md5"] = checksum.removeprefix("md5:")
-        parts.append(build.add(entity))
-    if parts:
-        root["hasPart"] = parts
+    notes = [n.strip() for n in str(metadata.get("notes") or "").splitlines() if n.strip()]
+    root: dict[str, Any] = {
+        "@id": "./",
+        "@type": "Dataset",
+        **_schema_types(metadata),
+        **_literals_back(metadata),
+        **build.agents(metadata),
+        **build.license(metadata, notes),
+        **build.funding(metadata, notes),
+        **_relations_back(metadata),
+        **build.files(files),
+    }
     descriptor = {
         "@id": "ro-crate-metadata.json",
         "@type": "CreativeWork",
@@ -1058,16 +1279,16 @@ def crate_property_for(zenodo_field: str, *, metadata: dict[str, Any] | None = N
         parts = parts[1:]
     if not parts:
         return "metadata"
-    if parts[0] == "related_identifiers":
-        items = (metadata or {}).get("related_identifiers") or []
+    # A list entry's property depends on the entry: its relation or contributor type.
+    by_entry = {
+        "related_identifiers": ("relation", RELATION_PROPERTIES, "identifier"),
+        "contributors": ("type", CONTRIBUTOR_PROPERTIES, "contributor"),
+    }
+    if parts[0] in by_entry:
+        key, pairs, default = by_entry[parts[0]]
+        items = (metadata or {}).get(parts[0]) or []
         if len(parts) > 1 and parts[1].isdigit() and int(parts[1]) < len(items):
-            relation = items[int(parts[1])].get("relation")
-            return next((p for p, r in RELATION_PROPERTIES if r == relation), "identifier")
-        return "identifier"
-    if parts[0] == "contributors":
-        items = (metadata or {}).get("contributors") or []
-        if len(parts) > 1 and parts[1].isdigit() and int(parts[1]) < len(items):
-            kind = items[int(parts[1])].get("type")
-            return next((p for p, k in CONTRIBUTOR_PROPERTIES if k == kind), "contributor")
-        return "contributor"
+            value = items[int(parts[1])].get(key)
+            return next((prop for prop, term in pairs if term == value), default)
+        return default
     return FIELD_TO_PROPERTY.get(parts[0], "metadata")
