@@ -29,34 +29,24 @@ from common.identity import Identity
 from common.registry import build_payload
 from common.runtime import Runtime
 from common.streams import Upload
+from tests.support.crates import crate
 
 Z = "http://zenodo.test"
 DEPS = f"{Z}/api/deposit/depositions"
 BUCKET = f"{Z}/api/files/b-7"
 TOKEN = "s3cr3t-token-value"
 WHO = Identity("alice@cloud.example.org", TOKEN)
-CRATE = {
-    "@context": "https://w3id.org/ro/crate/1.1/context",
-    "@graph": [
-        {
-            "@id": "ro-crate-metadata.json",
-            "@type": "CreativeWork",
-            "about": {"@id": "./"},
-            "conformsTo": {"@id": "https://w3id.org/ro/crate/1.1"},
-        },
-        {
-            "@id": "./",
-            "@type": "Dataset",
-            "name": "Soil samples",
-            "description": "Moisture of soil.",
-            "datePublished": "2026-11-27",
-            "license": {"@id": "https://creativecommons.org/licenses/by/4.0/"},
-            "creator": [{"@id": "#a"}, {"@id": "#b"}],
-        },
-        {"@id": "#a", "@type": "Person", "givenName": "Alice", "familyName": "Example"},
-        {"@id": "#b", "@type": "Person", "name": "Bob Builder"},
-    ],
-}
+CRATE = crate(
+    {
+        "name": "Soil samples",
+        "description": "Moisture of soil.",
+        "datePublished": "2026-11-27",
+        "license": {"@id": "https://creativecommons.org/licenses/by/4.0/"},
+        "creator": [{"@id": "#a"}, {"@id": "#b"}],
+    },
+    {"@id": "#a", "@type": "Person", "givenName": "Alice", "familyName": "Example"},
+    {"@id": "#b", "@type": "Person", "name": "Bob Builder"},
+)
 
 
 class Sleeps(list):

@@ -15,39 +15,29 @@ from common.errors import BadRequest, Forbidden, Unauthorized
 from common.identity import Identity
 from common.runtime import USER_AGENT
 from common.streams import Upload
+from tests.support.crates import crate
 from tests.support.fake_zenodo import WRITE, FakeZenodo
 from tests.support.servers import ServerThread, router_process
 from tests.support.token_storage import TokenStorageDouble
 
 USER = "alice@cloud.example.org"
 TOKEN = "tok-zen-1"
-CRATE = {
-    "@context": "https://w3id.org/ro/crate/1.1/context",
-    "@graph": [
-        {
-            "@id": "ro-crate-metadata.json",
-            "@type": "CreativeWork",
-            "about": {"@id": "./"},
-            "conformsTo": {"@id": "https://w3id.org/ro/crate/1.1"},
-        },
-        {
-            "@id": "./",
-            "@type": "Dataset",
-            "name": "Sync test",
-            "description": "Files synced by RDS.",
-            "datePublished": "2026-11-27",
-            "license": "CC-BY-4.0",
-            "keywords": "soil, moisture",
-            "creator": [{"@id": "#alice"}, {"@id": "https://orcid.org/0000-0002-1825-0097"}],
-        },
-        {"@id": "#alice", "@type": "Person", "givenName": "Alice", "familyName": "Example"},
-        {
-            "@id": "https://orcid.org/0000-0002-1825-0097",
-            "@type": "Person",
-            "name": "Josiah Carberry",
-        },
-    ],
-}
+CRATE = crate(
+    {
+        "name": "Sync test",
+        "description": "Files synced by RDS.",
+        "datePublished": "2026-11-27",
+        "license": "CC-BY-4.0",
+        "keywords": "soil, moisture",
+        "creator": [{"@id": "#alice"}, {"@id": "https://orcid.org/0000-0002-1825-0097"}],
+    },
+    {"@id": "#alice", "@type": "Person", "givenName": "Alice", "familyName": "Example"},
+    {
+        "@id": "https://orcid.org/0000-0002-1825-0097",
+        "@type": "Person",
+        "name": "Josiah Carberry",
+    },
+)
 
 
 @pytest.fixture
@@ -106,8 +96,7 @@ def test_backend_against_the_fake_faults(fake) -> None:
     assert archive.list_files(who, pid) == []
     # InvenioRDM-shaped validation errors name the RO-Crate property too
     fake.error_shape = "invenio"
-    bad = {**CRATE, "@graph": [*CRATE["@graph"][:1], {"@id": "./", "@type": "Dataset"}]}
-    archive.update_project(who, pid, bad)  # defaults make it valid
+    archive.update_project(who, pid, crate({}))  # an empty root: the defaults make it valid
     archive.store_file(who, pid, Upload("a.txt", iter([b"a"]), size=1))
     fake.depositions[int(pid)].metadata["creators"] = [{"affiliation": "x"}]
     fake.depositions[int(pid)].metadata.pop("description", None)
