@@ -10,9 +10,11 @@ import responses
 from responses import matchers
 
 from common.errors import (
+    Conflict,
     ConnectorError,
     Forbidden,
     NotFound,
+    PayloadTooLarge,
     TooManyRequests,
     Unauthorized,
     UpstreamError,
@@ -291,6 +293,19 @@ def test_404_and_500_without_json(zc) -> None:
     with pytest.raises(UpstreamError) as err:
         zc.create_deposition(None)
     assert "500" in err.value.detail
+
+
+@pytest.mark.parametrize(
+    ("status", "error"),
+    [(409, Conflict), (413, PayloadTooLarge), (405, UpstreamError), (415, UpstreamError)],
+)
+@responses.activate
+def test_other_statuses_map_to_their_problems(zc, status, error) -> None:
+    responses.put(f"{DEPS}/7", status=status, json={"message": "no"})
+    with pytest.raises(error) as err:
+        zc.update_deposition("7", {})
+    assert err.value.status == {409: 409, 413: 413}.get(status, 502)
+    assert len(responses.calls) == 1
 
 
 @responses.activate

@@ -93,6 +93,8 @@ def test_backend_against_the_fake_faults(fake) -> None:
     # a multipart size hint that lies (stream longer) stops the upload; nothing is stored
     with pytest.raises(BadRequest):
         archive.store_file(who, pid, Upload("x.bin", iter([b"abcd", b"efgh"]), size_hint=5))
+    with pytest.raises(BadRequest):  # and one that ends short of its hint
+        archive.store_file(who, pid, Upload("y.bin", iter([b"abc"]), size_hint=5))
     assert archive.list_files(who, pid) == []
     # InvenioRDM-shaped validation errors name the RO-Crate property too
     fake.error_shape = "invenio"
