@@ -21,6 +21,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
+from urllib.parse import quote
 
 import requests
 
@@ -186,11 +187,11 @@ class ZenodoArchive:
 
     def registration_fields(self) -> Json:
         scope = "deposit%3Awrite+deposit%3Aactions"
-        redirect = requests.utils.quote(self.redirect_uri, safe="")
+        redirect = quote(self.redirect_uri, safe="")
         return {
             "authorize_url": (
                 f"{self.address}/oauth/authorize?response_type=code&scope={scope}"
-                f"&redirect_uri={redirect}&client_id={self._client_id}"
+                f"&redirect_uri={redirect}&client_id={quote(self._client_id, safe='')}"
             ),
             "refresh_url": f"{self.address}/oauth/token",
             "client_id": self._client_id,
@@ -245,7 +246,7 @@ class ZenodoArchive:
         if not names:
             return BadRequest(exc.detail, field="metadata")
         return BadRequest(
-            "Zenodo refused the metadata: " + "; ".join(text for _, text in names),
+            "Zenodo refused the request: " + "; ".join(text for _, text in names),
             field=names[0][0],
             extra={"errors": [{"field": p, "message": t} for p, t in names]},
         )
