@@ -209,6 +209,29 @@ def test_sync_workflow_through_the_router(fake, tmp_path) -> None:
             gone = requests.delete(f"{base}/{pid}", json={"userId": uid}, timeout=30)
             assert gone.status_code == 409 and "published" in gone.json()["detail"]
             other = requests.post(base, json={"userId": uid}, timeout=30).json()["projectId"]
+            for name in ("a/one.txt", "a/two.txt", "three.txt"):
+                requests.post(
+                    f"{base}/{other}/files",
+                    data={"userId": uid, "filename": name, "username": USER},
+                    files={"file": ("x", name.encode())},
+                    timeout=30,
+                ).raise_for_status()
+            renamed = requests.patch(
+                f"{base}/{other}/files/a/one.txt",
+                json={"userId": uid, "filename": "b/eins.txt"},
+                timeout=30,
+            )
+            assert renamed.status_code == 200 and renamed.json()["id"] == "b/eins.txt", renamed.text
+            assert fake.file_bytes(int(other), "b%2Feins.txt") == b"a/one.txt"
+            one_gone = requests.delete(
+                f"{base}/{other}/files/a/two.txt", json={"userId": uid}, timeout=30
+            )
+            assert one_gone.status_code in (200, 204)
+            left = requests.get(f"{base}/{other}/files", json={"userId": uid}, timeout=30).json()
+            assert [f["id"] for f in left] == ["b/eins.txt", "three.txt"]
+            all_gone = requests.delete(f"{base}/{other}/files", json={"userId": uid}, timeout=30)
+            assert all_gone.status_code in (200, 204)
+            assert fake.depositions[int(other)].files == {}
             assert (
                 requests.delete(f"{base}/{other}", json={"userId": uid}, timeout=30).status_code
                 == 204
