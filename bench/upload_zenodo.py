@@ -1,0 +1,370 @@
+"""Benchmark: a 1 GiB upload through the router (gunicorn, as deployed) into the fake Zenodo,
+against the same bytes PUT straight into the fake's bucket, in one run.
+
+    .venv/bin/python bench/upload_zenodo.py [--size-mib 1024] [--runs 1] [--write-docs]
+
+Everything runs on 127.0.0.1: the fake Zenodo in its own process, the connector as
+``gunicorn --preload 'local_router:create_app()'`` with the Dockerfile's worker settings.
+The client streams a multipart body it builds itself (fields first, then one ``file`` part,
+as RDS's Exporter sends it) with an explicit ``Content-Length``; the direct PUT streams the
+same file in the same chunk size. Reported: both throughputs, their ratio, and the peak
+resident memory (VmHWM) of the gunicorn master and each worker. ``--write-docs`` puts the
+figures into the "Zenodo upload" section of docs/benchmarks.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import platform
+import re
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import requests
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from tests.support.servers import free_port, wait_for_port  # noqa: E402
+
+TOKEN = "bench-token"
+CHUNK = 1024 * 1024
+MiB = 1024 * 1024
+GiB = 1024 * MiB
+
+
+class Body:
+    """An iterable body with a known length: ``requests`` sends it with Content-Length."""
+
+    def __init__(self, head: bytes, path: Path, tail: bytes) -> None:
+        self.head, self.path, self.tail = head, path, tail
+        self.length = len(head) + path.stat().st_size + len(tail)
+
+    def __len__(self) -> int:
+        return self.length
+
+    def __iter__(self) -> Iterator[bytes]:
+        if self.head:
+            yield self.head
+        with open(self.path, "rb") as fh:
+            while chunk := fh.read(CHUNK):
+                yield chunk
+        if self.tail:
+            yield self.tail
+
+
+def multipart_body(path: Path, fields: dict[str, str], filename: str) -> tuple[Body, str]:
+    boundary = uuid.uuid4().hex
+    head = b""
+    for name, value in fields.items():
+        head += (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n{value}\r\n'
+        ).encode()
+    head += (
+        f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="{filename}"\r\n'
+        "Content-Type: application/octet-stream\r\n\r\n"
+    ).encode()
+    tail = f"\r\n--{boundary}--\r\n".encode()
+    return Body(head, path, tail), f"multipart/form-data; boundary={boundary}"
+
+
+def make_file(path: Path, size: int) -> str:
+    """Incompressible test data (a random block varied per MiB); returns its MD5."""
+    md5 = hashlib.md5(usedforsecurity=False)
+    block = os.urandom(CHUNK)
+    with open(path, "wb") as out:
+        left, n = size, 0
+        while left > 0:
+            chunk = (n.to_bytes(8, "big") + block[8:])[: min(CHUNK, left)]
+            out.write(chunk)
+            md5.update(chunk)
+            left -= len(chunk)
+            n += 1
+    return md5.hexdigest()
+
+
+def hwm_kib(pid: int) -> int:
+    text = Path(f"/proc/{pid}/status").read_text()
+    return int(re.search(r"VmHWM:\s+(\d+) kB", text)[1])
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU time of ``pids`` so far (every thread), from /proc/<pid>/stat."""
+    total = 0
+    for pid in pids:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def children(pid: int) -> list[int]:
+    out = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            out.append(int(stat.parent.name))
+    return out
+
+
+def start_fake(work: Path) -> tuple[subprocess.Popen, str]:
+    port = free_port()
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "tests.support.fake_zenodo",
+            "--port",
+            str(port),
+            "--root",
+            str(work / "zenodo"),
+            "--token",
+            TOKEN,
+        ],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=open(work / "fake.log", "wb"),  # noqa: SIM115
+    )
+    wait_for_port(port, proc=proc)
+    return proc, f"http://127.0.0.1:{port}"
+
+
+def start_router(work: Path, zenodo: str) -> tuple[subprocess.Popen, str]:
+    port = free_port()
+    env = {
+        **os.environ,
+        "CONNECTOR_CONFIG": "",
+        "CONNECTOR_DATA_DIR": str(work / "data"),
+        "CONNECTOR_METADATA": "zenodo",
+        "CONNECTOR_STORAGE": "none",
+        "ZENODO_ADDRESS": zenodo,
+        "ZENODO_OAUTH_CLIENT_ID": "bench",
+        "ZENODO_OAUTH_CLIENT_SECRET": "bench-secret",
+        "RDS_OAUTH_REDIRECT_URI": "http://127.0.0.1/redirect",
+        "LOGLEVEL": "WARNING",
+    }
+    gunicorn = Path(sys.executable).with_name("gunicorn")
+    proc = subprocess.Popen(
+        [
+            str(gunicorn),
+            "--preload",
+            "--bind",
+            f"127.0.0.1:{port}",
+            "--workers",
+            "2",
+            "--threads",
+            "8",
+            "--timeout",
+            "0",
+            "local_router:create_app()",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=open(work / "router.log", "wb"),  # noqa: SIM115
+    )
+    wait_for_port(port, timeout=60, proc=proc)
+    return proc, f"http://127.0.0.1:{port}"
+
+
+def timed(method: str, url: str, **kw) -> tuple[float, requests.Response]:
+    start = time.perf_counter()
+    resp = requests.request(method, url, timeout=(10, 3600), **kw)
+    return time.perf_counter() - start, resp
+
+
+def start_profilers(router: subprocess.Popen, out: Path) -> list[subprocess.Popen]:
+    """py-spy on each gunicorn worker (collapsed stacks), for ``--profile``."""
+    spy = Path(sys.executable).with_name("py-spy")
+    return [
+        subprocess.Popen(
+            [
+                str(spy),
+                "record",
+                "--pid",
+                str(pid),
+                "--format",
+                "raw",
+                "--rate",
+                "250",
+                "--output",
+                str(out / f"worker-{pid}.txt"),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        for pid in children(router.pid)
+    ]
+
+
+def summarize_profiles(out: Path, top: int = 25) -> str:
+    """Self time per function (leaf frames) over every worker's collapsed stacks."""
+    leaf: dict[str, int] = {}
+    total = 0
+    for path in out.glob("worker-*.txt"):
+        for line in path.read_text().splitlines():
+            stack, _, count = line.rpartition(" ")
+            frame = stack.rsplit(";", 1)[-1]
+            if "idle" in stack or not count.isdigit():
+                continue
+            leaf[frame] = leaf.get(frame, 0) + int(count)
+            total += int(count)
+    rows = sorted(leaf.items(), key=lambda kv: -kv[1])[:top]
+    return "\n".join(f"{100 * n / max(total, 1):5.1f}%  {frame}" for frame, n in rows)
+
+
+def run(size: int, runs: int, profile: Path | None = None) -> dict:
+    work = Path(tempfile.mkdtemp(prefix="bench-zenodo-"))
+    source = work / "source.bin"
+    md5 = make_file(source, size)
+    fake, zenodo = start_fake(work)
+    router, url = start_router(work, zenodo)
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    uid = f"port-zenodo://bench@example.org:{TOKEN}"
+    direct_s: list[float] = []
+    router_s: list[float] = []
+    router_cpu: list[float] = []
+    fake_cpu: list[float] = []
+    load = os.getloadavg()[0]
+    try:
+        for _ in range(runs):
+            dep = requests.post(
+                f"{zenodo}/api/deposit/depositions", json={}, headers=auth, timeout=30
+            ).json()
+            body = Body(b"", source, b"")
+            before = cpu_seconds([fake.pid])
+            secs, resp = timed(
+                "PUT",
+                f"{dep['links']['bucket']}/source.bin",
+                data=body,
+                headers={**auth, "Content-Type": "application/octet-stream"},
+            )
+            assert resp.status_code == 201 and resp.json()["checksum"] == f"md5:{md5}", resp.text
+            direct_s.append(secs)
+            fake_cpu.append(cpu_seconds([fake.pid]) - before)
+
+            pid = requests.post(f"{url}/metadata/project", json={"userId": uid}, timeout=30)
+            pid = pid.json()["projectId"]
+            fields = {"userId": uid, "filename": "bench/source.bin", "username": "bench"}
+            body, ctype = multipart_body(source, fields, "source.bin")
+            spies = start_profilers(router, profile) if profile else []
+            workers = [router.pid, *children(router.pid)]
+            before = cpu_seconds(workers)
+            secs, resp = timed(
+                "POST",
+                f"{url}/metadata/project/{pid}/files",
+                data=body,
+                headers={"Content-Type": ctype},
+            )
+            router_cpu.append(cpu_seconds(workers) - before)
+            for spy in spies:
+                spy.send_signal(signal.SIGINT)
+                spy.wait(60)
+            assert resp.status_code == 200, resp.text
+            assert resp.json()["files"][0]["checksum"] == f"md5:{md5}", resp.text
+            router_s.append(secs)
+        workers = children(router.pid)
+        rss = {"master": hwm_kib(router.pid), "workers": [hwm_kib(p) for p in workers]}
+    finally:
+        for proc in (router, fake):
+            proc.terminate()
+            proc.wait(30)
+        for path in sorted(work.rglob("*"), reverse=True):
+            path.unlink() if path.is_file() else path.rmdir()
+        work.rmdir()
+    direct = size / MiB / min(direct_s)
+    through = size / MiB / min(router_s)
+    peak = max([rss["master"], *rss["workers"]]) / 1024
+    pairs = [d / r for d, r in zip(direct_s, router_s, strict=True)]
+    return {
+        "size_mib": size / MiB,
+        "runs": runs,
+        "direct_mib_s": round(direct, 1),
+        "router_mib_s": round(through, 1),
+        "ratio": round(through / direct, 3),
+        "median_pair_ratio": round(statistics.median(pairs), 3),
+        "peak_rss_mib": round(peak, 1),
+        "rss_kib": rss,
+        "router_cpu_s_per_gib": round(min(router_cpu) * GiB / size, 2),
+        "fake_cpu_s_per_gib_direct": round(min(fake_cpu) * GiB / size, 2),
+        "load_average_at_start": round(load, 2),
+        "direct_seconds": [round(s, 2) for s in direct_s],
+        "router_seconds": [round(s, 2) for s in router_s],
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
+    }
+
+
+SECTION = "## Zenodo upload"
+
+
+def write_docs(result: dict, command: str) -> None:
+    path = ROOT / "docs" / "benchmarks.md"
+    text = path.read_text() if path.exists() else "# Benchmarks\n"
+    body = f"""{SECTION}
+
+Command: `{command}` (from the repository root; rerunnable, cleans up after itself).
+
+A {result["size_mib"]:.0f} MiB file goes (a) through the connector -- gunicorn `--preload`,
+2 workers x 8 threads, `local_router:create_app()`, multipart body streamed by the client
+with an explicit Content-Length, fields first as the Exporter sends them -- into the fake
+Zenodo's bucket, and (b) straight into the fake's bucket with a streamed PUT. All on
+loopback; the fake runs in its own process and writes to disk. Best of {result["runs"]} run(s),
+measured on {result["machine"]}, {time.strftime("%Y-%m-%d")}.
+
+| path | throughput |
+|---|---|
+| direct PUT into the bucket | {result["direct_mib_s"]} MiB/s |
+| through the connector | {result["router_mib_s"]} MiB/s |
+| ratio of the best runs (target >= 0.7) | **{result["ratio"]}** |
+| median ratio of back-to-back pairs | {result["median_pair_ratio"]} |
+| connector peak RSS (VmHWM, max of master and workers; target < 100 MiB) | **{result["peak_rss_mib"]} MiB** |
+
+CPU per GiB (user + system, independent of machine load): connector
+{result["router_cpu_s_per_gib"]} s (all gunicorn processes), fake Zenodo on the direct path
+{result["fake_cpu_s_per_gib_direct"]} s. Load average at start: {result["load_average_at_start"]}
+(on {os.cpu_count()} cores). Raw VmHWM `{json.dumps(result["rss_kib"])}` KiB; seconds direct
+{result["direct_seconds"]}, through the connector {result["router_seconds"]}.
+"""
+    if SECTION in text:
+        start = text.index(SECTION)
+        nxt = text.find("\n## ", start + len(SECTION))
+        text = text[:start] + body + (text[nxt + 1 :] if nxt != -1 else "")
+    else:
+        text = text.rstrip("\n") + "\n\n" + body
+    path.write_text(text)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size-mib", type=int, default=1024)
+    parser.add_argument("--runs", type=int, default=1)
+    parser.add_argument("--write-docs", action="store_true")
+    parser.add_argument("--profile", type=Path, help="folder for py-spy stacks of the workers")
+    args = parser.parse_args()
+    if args.profile:
+        args.profile.mkdir(parents=True, exist_ok=True)
+    result = run(args.size_mib * MiB, args.runs, args.profile)
+    print(json.dumps(result, indent=1))
+    if args.profile:
+        print(summarize_profiles(args.profile))
+    if args.write_docs:
+        write_docs(result, "python " + " ".join(sys.argv))
+    ok = result["median_pair_ratio"] >= 0.7 and result["peak_rss_mib"] < 100
+    print("targets met" if ok else "TARGETS MISSED", file=sys.stderr)
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

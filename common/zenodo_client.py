@@ -1,0 +1,392 @@
+"""A small client of Zenodo's classic deposition API and its bucket (files-REST) API.
+
+Boundary: this module speaks HTTP to Zenodo and nothing else. It knows Zenodo's URLs,
+status codes and error bodies, and turns every failure into a ``common.errors`` exception
+(with ``raise ... from exc``); it knows nothing of RO-Crates, RDS routes or Flask. The
+session and the clock are injected so tests drive retries without waiting.
+
+Fault policy, in one place (``_send``):
+- 429 is waited out (``Retry-After``, bounded by ``max_wait``) for every call whose body
+  can be sent again -- Zenodo did not process the request;
+- 502/503/504 and connection errors are retried with capped exponential back-off only for
+  idempotent calls (GET, PUT of JSON, DELETE);
+- streamed uploads are never retried here: their body cannot be replayed.
+The token goes only into the ``Authorization`` header of each request (never onto the
+shared session, never into a message).
+"""
+
+from __future__ import annotations
+
+import email.utils
+import logging
+import time
+from collections.abc import Callable, Iterable
+from typing import Any
+from urllib.parse import quote, urlsplit
+
+import requests
+
+from common.errors import (
+    BadRequest,
+    Conflict,
+    ConnectorError,
+    Forbidden,
+    NotFound,
+    PayloadTooLarge,
+    TooManyRequests,
+    Unauthorized,
+    UpstreamError,
+    UpstreamTimeout,
+    UpstreamUnavailable,
+)
+from common.logs import redact
+from common.runtime import USER_AGENT
+
+log = logging.getLogger("rds.zenodo")
+Json = dict[str, Any]
+
+PAGE_SIZE = 100  # Zenodo's maximum page size
+MAX_PAGES = 1000  # 100 000 depositions: a bound, not a limit anyone reaches
+SCOPE_WRITE = "deposit:write"
+SCOPE_ACTIONS = "deposit:actions"
+_RETRY_STATUS = (502, 503, 504)
+
+
+class ZenodoValidationError(BadRequest):
+    """Zenodo refused metadata; ``errors`` holds ``(zenodo_field, message)`` pairs."""
+
+    def __init__(self, detail: str, errors: list[tuple[str, str]]) -> None:
+        super().__init__(detail, field=errors[0][0] if errors else None)
+        self.errors = errors
+
+
+def validation_errors(body: Any) -> list[tuple[str, str]]:
+    """``(field, message)`` pairs from both error shapes Zenodo answers.
+
+    Classic: ``errors: [{"field", "message"}]``; InvenioRDM: ``errors: [{"field",
+    "messages": [...]}]`` (sometimes nested dicts of messages).
+    """
+    out: list[tuple[str, str]] = []
+    errors = body.get("errors") if isinstance(body, dict) else None
+    for err in errors if isinstance(errors, list) else []:
+        if not isinstance(err, dict):
+            continue
+        field = str(err.get("field") or "")
+        messages = err.get("messages", err.get("message"))
+        for message in _flatten_messages(messages):
+            out.append((field, message))
+    return out
+
+
+def _flatten_messages(value: Any) -> list[str]:
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, list):
+        return [m for item in value for m in _flatten_messages(item)]
+    if isinstance(value, dict):
+        return [m for item in value.values() for m in _flatten_messages(item)]
+    return []
+
+
+def _json(resp: requests.Response) -> Any:
+    try:
+        return resp.json()
+    except ValueError:
+        return None
+
+
+def _message(resp: requests.Response) -> str:
+    """Zenodo's own short message (redacted, bounded), or the status line."""
+    body = _json(resp)
+    text = body.get("message") if isinstance(body, dict) else None
+    if not isinstance(text, str) or not text:
+        text = f"HTTP {resp.status_code}"
+    return redact(text)[:300]
+
+
+def retry_after(value: str | None, now: float) -> float | None:
+    """Seconds to wait from a ``Retry-After`` header (delta-seconds or an HTTP date)."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value).timestamp()
+    except (TypeError, ValueError, IndexError):
+        return None
+    return max(0.0, when - now)
+
+
+class ZenodoClient:
+    """One user's calls to one Zenodo instance (``base_url`` without ``/api``)."""
+
+    def __init__(
+        self,
+        base_url: str,
+        token: str | None,
+        *,
+        session: requests.Session | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.time,
+        connect_timeout: float = 10.0,
+        read_timeout: float = 600.0,
+        attempts: int = 4,
+        backoff: float = 0.5,
+        max_backoff: float = 8.0,
+        max_wait: float = 60.0,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.api = self.base_url + "/api"
+        self._token = token
+        self.session = session or requests.Session()
+        self.sleep = sleep
+        self.clock = clock
+        self.timeout = (connect_timeout, read_timeout)
+        self.attempts = max(1, attempts)
+        self.backoff = backoff
+        self.max_backoff = max_backoff
+        self.max_wait = max_wait
+
+    def __repr__(self) -> str:  # the token stays out of every repr
+        return f"ZenodoClient({self.base_url!r})"
+
+    # -- transport ---------------------------------------------------------------------
+    def _headers(self, extra: dict[str, str] | None = None) -> dict[str, str]:
+        headers = {"User-Agent": USER_AGENT, "Accept": "application/json"}
+        if self._token:
+            headers["Authorization"] = f"Bearer {self._token}"
+        headers.update(extra or {})
+        return headers
+
+    def _own(self, url: str) -> str:
+        """Refuse links off this instance: the token must never travel elsewhere."""
+        ours, theirs = urlsplit(self.base_url), urlsplit(url)
+        if (ours.scheme, ours.netloc) != (theirs.scheme, theirs.netloc):
+            raise UpstreamError("Zenodo answered a link to another host; not following it")
+        return url
+
+    def _delay(self, attempt: int) -> float:
+        return min(self.backoff * 2 ** (attempt - 1), self.max_backoff)
+
+    def _send(
+        self,
+        method: str,
+        url: str,
+        *,
+        idempotent: bool,
+        replayable: bool = True,
+        **kwargs: Any,
+    ) -> requests.Response:
+        """One call with the fault policy of the module docstring; returns any answer."""
+        kwargs.setdefault("timeout", self.timeout)
+        kwargs["headers"] = self._headers(kwargs.get("headers"))
+        attempt = 0
+        while True:
+            attempt += 1
+            last = attempt >= self.attempts
+            try:
+                resp = self.session.request(method, self._own(url), **kwargs)
+            except requests.Timeout as exc:
+                if idempotent and replayable and not last:
+                    self._pause("timeout", attempt, self._delay(attempt))
+                    continue
+                raise UpstreamTimeout(f"Zenodo did not answer {method} in time") from exc
+            except requests.ConnectionError as exc:
+                if idempotent and replayable and not last:
+                    self._pause("connection", attempt, self._delay(attempt))
+                    continue
+                raise UpstreamUnavailable(f"Zenodo cannot be reached ({method})") from exc
+            if resp.status_code == 429 and replayable and not last:
+                wait = retry_after(resp.headers.get("Retry-After"), self.clock())
+                wait = self._delay(attempt) if wait is None else wait
+                if wait <= self.max_wait:
+                    resp.close()
+                    self._pause("rate-limited", attempt, wait)
+                    continue
+            if resp.status_code in _RETRY_STATUS and idempotent and replayable and not last:
+                resp.close()
+                self._pause(f"status-{resp.status_code}", attempt, self._delay(attempt))
+                continue
+            return resp
+
+    def _pause(self, reason: str, attempt: int, wait: float) -> None:
+        log.warning("zenodo.retry reason=%s attempt=%d wait=%.2fs", reason, attempt, wait)
+        self.sleep(wait)
+
+    def check(self, resp: requests.Response, *, scope: str = SCOPE_WRITE) -> requests.Response:
+        """Return ``resp`` if 2xx; otherwise raise the matching ``common.errors`` exception."""
+        code = resp.status_code
+        if code < 300:
+            return resp
+        message = _message(resp)
+        if code == 400:
+            errors = validation_errors(_json(resp))
+            raise ZenodoValidationError(f"Zenodo refused the request: {message}", errors)
+        if code == 401:
+            raise Unauthorized(
+                "Zenodo refused the token (expired or revoked): re-authorize Zenodo in RDS",
+                field="userId",
+            )
+        if code == 403:
+            raise Forbidden(
+                f"Zenodo refused this action ({message}); the token needs the scope "
+                f"'{scope}': re-authorize Zenodo in RDS granting it",
+                field="userId",
+                extra={"scope": scope},
+            )
+        if code == 404:
+            raise NotFound(f"Zenodo has no such resource ({message})")
+        if code == 409:
+            raise Conflict(f"Zenodo refused the change: {message}")
+        if code == 413:
+            raise PayloadTooLarge(f"Zenodo refused the size: {message}")
+        if code == 429:
+            headers = {}
+            if resp.headers.get("Retry-After"):
+                headers["Retry-After"] = resp.headers["Retry-After"]
+            raise TooManyRequests("Zenodo's rate limit is reached; try later", headers=headers)
+        if code in (502, 503):
+            raise UpstreamUnavailable(f"Zenodo is unavailable ({code})")
+        if code == 504:
+            raise UpstreamTimeout("Zenodo timed out (504)")
+        raise UpstreamError(f"Zenodo answered {code}: {message}")
+
+    def _call(self, method: str, url: str, *, scope: str = SCOPE_WRITE, **kw: Any) -> Any:
+        idempotent = method in ("GET", "PUT", "DELETE", "HEAD")
+        resp = self.check(self._send(method, url, idempotent=idempotent, **kw), scope=scope)
+        if resp.status_code == 204 or not resp.content:
+            return None
+        body = _json(resp)
+        if body is None:
+            raise UpstreamError(f"Zenodo answered {method} with a body that is not JSON")
+        return body
+
+    # -- depositions -------------------------------------------------------------------
+    def _dep(self, dep_id: str | int) -> str:
+        return f"{self.api}/deposit/depositions/{quote(str(dep_id), safe='')}"
+
+    def list_depositions(self) -> list[Json]:
+        """Every deposition of the user, all pages (Zenodo pages at most 100)."""
+        out: list[Json] = []
+        for page in range(1, MAX_PAGES + 1):
+            batch = self._call(
+                "GET",
+                f"{self.api}/deposit/depositions",
+                params={"page": page, "size": PAGE_SIZE, "sort": "mostrecent"},
+            )
+            if not isinstance(batch, list):
+                raise UpstreamError("Zenodo answered the deposition list with no list")
+            out.extend(batch)
+            if len(batch) < PAGE_SIZE:
+                break
+        return out
+
+    def create_deposition(self, metadata: Json | None) -> Json:
+        body = {"metadata": metadata} if metadata else {}
+        return self._call("POST", f"{self.api}/deposit/depositions", json=body)
+
+    def get_deposition(self, dep_id: str | int) -> Json:
+        return self._call("GET", self._dep(dep_id))
+
+    def update_deposition(self, dep_id: str | int, metadata: Json) -> Json:
+        return self._call("PUT", self._dep(dep_id), json={"metadata": metadata})
+
+    def delete_deposition(self, dep_id: str | int) -> None:
+        """Delete a draft; Zenodo answers 201 or 204 and both mean done."""
+        self._call("DELETE", self._dep(dep_id))
+
+    def publish(self, dep_id: str | int) -> Json:
+        """Publish, safe to retry: after a timeout or 5xx the deposition is re-read and the
+        publish is sent again only if it did not happen (``submitted``/``state``)."""
+        url = f"{self._dep(dep_id)}/actions/publish"
+        failure: ConnectorError | None = None
+        for attempt in range(1, self.attempts + 1):
+            try:
+                resp = self._send("POST", url, idempotent=False)
+            except (UpstreamTimeout, UpstreamUnavailable) as exc:
+                failure, resp = exc, None
+            if resp is not None and resp.status_code < 500:
+                return self._call_body(resp, SCOPE_ACTIONS)
+            if resp is not None:
+                try:
+                    self.check(resp, scope=SCOPE_ACTIONS)
+                except ConnectorError as exc:
+                    failure = exc
+            current = self.get_deposition(dep_id)
+            if is_published(current):
+                log.info("zenodo.publish.recovered id=%s attempt=%d", dep_id, attempt)
+                return current
+            if attempt < self.attempts:
+                self._pause("publish-unconfirmed", attempt, self._delay(attempt))
+        assert failure is not None
+        raise failure
+
+    def _call_body(self, resp: requests.Response, scope: str) -> Json:
+        self.check(resp, scope=scope)
+        body = _json(resp)
+        if not isinstance(body, dict):
+            raise UpstreamError("Zenodo answered the publish with no deposition")
+        return body
+
+    # -- files -------------------------------------------------------------------------
+    def bucket_url(self, bucket: str, key: str) -> str:
+        return f"{bucket.rstrip('/')}/{quote(key, safe='')}"
+
+    def list_bucket(self, bucket: str) -> list[Json]:
+        """The bucket's objects: ``[{"key", "size", "checksum": "md5:..."}]``."""
+        body = self._call("GET", bucket)
+        contents = body.get("contents") if isinstance(body, dict) else None
+        if not isinstance(contents, list):
+            raise UpstreamError("Zenodo answered the bucket listing without contents")
+        return contents
+
+    def put_object(self, bucket: str, key: str, body: Iterable[bytes], size: int) -> Json:
+        """Stream ``body`` (exactly ``size`` bytes; ``len(body)`` must say so) into the bucket.
+
+        Not retried: the stream cannot be sent twice. ``requests`` sends ``Content-Length``
+        because ``body`` has ``__len__``; chunked encoding, which Zenodo refuses, never happens.
+        """
+        headers = {"Content-Type": "application/octet-stream", "Content-Length": str(size)}
+        resp = self._send(
+            "PUT",
+            self.bucket_url(bucket, key),
+            idempotent=False,
+            replayable=False,
+            data=body,
+            headers=headers,
+        )
+        self.check(resp)
+        answer = _json(resp)
+        if not isinstance(answer, dict):
+            raise UpstreamError("Zenodo answered the upload with no JSON object")
+        return answer
+
+    def delete_object(self, bucket: str, key: str) -> None:
+        self._call("DELETE", self.bucket_url(bucket, key))
+
+    def list_files(self, dep_id: str | int) -> list[Json]:
+        """The classic files listing: ``[{"id", "filename", "filesize", "checksum"}]``."""
+        body = self._call("GET", f"{self._dep(dep_id)}/files")
+        if not isinstance(body, list):
+            raise UpstreamError("Zenodo answered the file list with no list")
+        return body
+
+    def rename_file(self, dep_id: str | int, file_id: str, new_key: str) -> Json:
+        url = f"{self._dep(dep_id)}/files/{quote(file_id, safe='')}"
+        return self._call("PUT", url, json={"filename": new_key})
+
+    # -- liveness ----------------------------------------------------------------------
+    def ping(self) -> int:
+        """Status of one deposition listing (401 without a token means: the API is there).
+
+        Sent once: the caller (login) owns the retry loop and its bound."""
+        url = f"{self.api}/deposit/depositions"
+        resp = self._send("GET", url, idempotent=False, replayable=False)
+        resp.close()
+        return resp.status_code
+
+
+def is_published(deposition: Json) -> bool:
+    """Zenodo's own signs of a finished publish."""
+    return bool(deposition.get("submitted")) and deposition.get("state") == "done"

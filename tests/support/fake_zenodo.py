@@ -1,0 +1,488 @@
+"""A faithful fake of Zenodo's classic deposition API and bucket API, for loopback tests.
+
+It enforces what real Zenodo enforces where a connector can tell (see
+../shared/reference/zenodo.md): a Bearer token on every call (401) and its scopes (403),
+``Content-Type: application/json`` on JSON bodies (415), ``Content-Length`` on bucket PUTs
+(a chunked body is refused), no multipart on bucket PUTs (422), a minimum file size of 1
+(400), at most 100 files per record, the required metadata and at least one file on
+publish (400 in Zenodo's ``errors`` shape, or InvenioRDM's ``messages`` shape on demand),
+MD5 checksums in every file answer, 201/202/204 as Zenodo uses them, and any status (429
+with ``Retry-After``, 5xx) injected on demand. Uploads stream to disk in 1 MiB chunks:
+nothing holds a body in memory, so a benchmark can send gigabytes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import re
+import shutil
+import tempfile
+import threading
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from flask import Flask, Response, jsonify, request
+
+WRITE, ACTIONS = "deposit:write", "deposit:actions"
+UPLOAD_TYPES = {
+    "publication",
+    "poster",
+    "presentation",
+    "dataset",
+    "image",
+    "video",
+    "software",
+    "lesson",
+    "physicalobject",
+    "other",
+}
+ACCESS = {"open", "embargoed", "restricted", "closed"}
+REQUIRED = ("upload_type", "publication_date", "title", "creators", "description", "access_right")
+MAX_FILES = 100
+CHUNK = 1024 * 1024
+
+
+@dataclass
+class Fault:
+    status: int
+    method: str | None
+    path: str | None
+    times: int
+    headers: dict[str, str]
+    body: dict[str, Any] | None
+
+
+@dataclass
+class StoredFile:
+    key: str
+    size: int
+    md5: str
+    path: Path
+    id: str = field(default_factory=lambda: str(uuid.uuid4()))
+
+
+@dataclass
+class Deposition:
+    id: int
+    owner: str
+    bucket: str
+    metadata: dict[str, Any] = field(default_factory=dict)
+    files: dict[str, StoredFile] = field(default_factory=dict)
+    submitted: bool = False
+    doi: str | None = None
+
+
+class FakeZenodo:
+    """The fake's state plus its Flask app (``self.app``); thread-safe for a threaded server."""
+
+    def __init__(self, root: Path | None = None) -> None:
+        self.root = Path(root or tempfile.mkdtemp(prefix="fake-zenodo-"))
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.tokens: dict[str, set[str]] = {}
+        self.owners: dict[str, str] = {}
+        self.depositions: dict[int, Deposition] = {}
+        self.buckets: dict[str, int] = {}
+        self.faults: list[Fault] = []
+        self.requests: list[dict[str, Any]] = []
+        self.delete_status = 204
+        self.error_shape = "classic"  # or "invenio": errors[].messages
+        self.corrupt_next_upload = False
+        self.quota = 50 * 1000**3
+        self._ids = itertools.count(1001)
+        self.lock = threading.Lock()
+        self.app = self._build()
+
+    # -- test controls -----------------------------------------------------------------
+    def add_token(
+        self, token: str, scopes: tuple[str, ...] = (WRITE, ACTIONS), *, user: str | None = None
+    ) -> None:
+        """Accept ``token`` for ``user`` (default: a user of its own) with ``scopes``."""
+        self.tokens[token] = set(scopes)
+        self.owners[token] = user or token
+
+    def inject(
+        self,
+        status: int,
+        *,
+        method: str | None = None,
+        path: str | None = None,
+        times: int = 1,
+        headers: dict[str, str] | None = None,
+        body: dict[str, Any] | None = None,
+    ) -> None:
+        """Answer the next ``times`` matching requests with ``status`` (regex on the path)."""
+        with self.lock:
+            self.faults.append(Fault(status, method, path, times, dict(headers or {}), body))
+
+    def file_bytes(self, dep_id: int, key: str) -> bytes:
+        return self.depositions[dep_id].files[key].path.read_bytes()
+
+    def close(self) -> None:
+        shutil.rmtree(self.root, ignore_errors=True)
+
+    # -- helpers -----------------------------------------------------------------------
+    def _url(self) -> str:
+        return request.host_url.rstrip("/")
+
+    def _dep_json(self, dep: Deposition) -> dict[str, Any]:
+        base = f"{self._url()}/api/deposit/depositions/{dep.id}"
+        links = {
+            "self": base,
+            "html": f"{self._url()}/deposit/{dep.id}",
+            "files": f"{base}/files",
+            "publish": f"{base}/actions/publish",
+            "edit": f"{base}/actions/edit",
+            "discard": f"{base}/actions/discard",
+        }
+        if not dep.submitted:
+            links["bucket"] = f"{self._url()}/api/files/{dep.bucket}"
+        out: dict[str, Any] = {
+            "id": dep.id,
+            "record_id": dep.id,
+            "conceptrecid": str(dep.id - 1),
+            "state": "done" if dep.submitted else "unsubmitted",
+            "submitted": dep.submitted,
+            "title": dep.metadata.get("title", ""),
+            "metadata": {
+                **dep.metadata,
+                "prereserve_doi": {"doi": f"10.5072/zenodo.{dep.id}", "recid": dep.id},
+            },
+            "files": [self._classic_file(f) for f in dep.files.values()],
+            "links": links,
+            "owner": 1,
+        }
+        if dep.doi:
+            out["doi"] = dep.doi
+            out["doi_url"] = f"https://doi.org/{dep.doi}"
+            out["metadata"]["doi"] = dep.doi
+        return out
+
+    @staticmethod
+    def _classic_file(f: StoredFile) -> dict[str, Any]:
+        return {"id": f.id, "filename": f.key, "filesize": f.size, "checksum": f.md5}
+
+    def _object_json(self, bucket: str, f: StoredFile) -> dict[str, Any]:
+        return {
+            "key": f.key,
+            "size": f.size,
+            "checksum": f"md5:{f.md5}",
+            "mimetype": "application/octet-stream",
+            "version_id": f.id,
+            "links": {"self": f"{self._url()}/api/files/{bucket}/{f.key}"},
+        }
+
+    def _errors(self, pairs: list[tuple[str, str]], message: str = "Validation error.") -> Response:
+        if self.error_shape == "invenio":
+            errors = [{"field": f, "messages": [m]} for f, m in pairs]
+        else:
+            errors = [{"field": f, "message": m} for f, m in pairs]
+        return _err(400, message, errors=errors)
+
+    def _mine(self, dep_id: int) -> Deposition | Response:
+        dep = self.depositions.get(dep_id)
+        if dep is None or dep.owner != request.environ["fake.user"]:
+            return _err(404, "PID does not exist.")
+        return dep
+
+    def _bucket_dep(self, bucket: str) -> Deposition | Response:
+        dep_id = self.buckets.get(bucket)
+        if dep_id is None:
+            return _err(404, "Bucket does not exist.")
+        return self._mine(dep_id)
+
+    # -- the app -----------------------------------------------------------------------
+    def _build(self) -> Flask:
+        app = Flask("fake_zenodo")
+        self._guards(app)
+        self._deposition_routes(app)
+        self._file_routes(app)
+        return app
+
+    def _guards(self, app: Flask) -> None:
+        @app.before_request
+        def _check() -> Response | None:
+            self.requests.append(
+                {
+                    "method": request.method,
+                    "path": request.path,
+                    "user_agent": request.headers.get("User-Agent", ""),
+                    "content_length": request.headers.get("Content-Length"),
+                    "chunked": "chunked" in request.headers.get("Transfer-Encoding", ""),
+                    "authorization": request.headers.get("Authorization", ""),
+                }
+            )
+            fault = self._take_fault()
+            if fault is not None:
+                resp = jsonify(fault.body or {"message": "injected", "status": fault.status})
+                resp.status_code = fault.status
+                resp.headers.update(fault.headers)
+                return resp
+            auth = request.headers.get("Authorization", "")
+            token = auth[7:] if auth.startswith("Bearer ") else None
+            if token is None or token not in self.tokens:
+                return _err(401, "The server could not verify that you are authorized.")
+            request.environ["fake.user"] = self.owners[token]
+            need = ACTIONS if "/actions/" in request.path else WRITE
+            if need not in self.tokens[token]:
+                return _err(403, "You don't have the permission to access the requested resource.")
+            json_route = request.method in ("POST", "PUT") and request.path.startswith("/api/dep")
+            if json_route and request.get_data() and request.mimetype != "application/json":
+                return _err(415, "Unsupported media type.")
+            return None
+
+    def _take_fault(self) -> Fault | None:
+        with self.lock:
+            for fault in self.faults:
+                if fault.method and fault.method != request.method:
+                    continue
+                if fault.path and not re.search(fault.path, request.path):
+                    continue
+                fault.times -= 1
+                if fault.times <= 0:
+                    self.faults.remove(fault)
+                return fault
+        return None
+
+    def _deposition_routes(self, app: Flask) -> None:
+        @app.get("/api/deposit/depositions")
+        def _list() -> Response:
+            page = int(request.args.get("page", 1))
+            size = min(int(request.args.get("size", 10)), 100)
+            mine = [d for d in self.depositions.values() if d.owner == request.environ["fake.user"]]
+            mine.sort(key=lambda d: -d.id)
+            return jsonify([self._dep_json(d) for d in mine[(page - 1) * size : page * size]])
+
+        @app.post("/api/deposit/depositions")
+        def _create() -> Response:
+            body = request.get_json(silent=True) or {}
+            metadata = body.get("metadata") or {}
+            problems = _type_errors(metadata)
+            if problems:
+                return self._errors(problems)
+            with self.lock:
+                dep = Deposition(next(self._ids), request.environ["fake.user"], uuid.uuid4().hex)
+                dep.metadata = dict(metadata)
+                self.depositions[dep.id] = dep
+                self.buckets[dep.bucket] = dep.id
+            resp = jsonify(self._dep_json(dep))
+            resp.status_code = 201
+            return resp
+
+        @app.get("/api/deposit/depositions/<int:dep_id>")
+        def _get(dep_id: int) -> Response:
+            dep = self._mine(dep_id)
+            return dep if isinstance(dep, Response) else jsonify(self._dep_json(dep))
+
+        @app.put("/api/deposit/depositions/<int:dep_id>")
+        def _update(dep_id: int) -> Response:
+            dep = self._mine(dep_id)
+            if isinstance(dep, Response):
+                return dep
+            if dep.submitted:
+                return _err(400, "Deposition is not editable; use actions/edit first.")
+            metadata = (request.get_json(silent=True) or {}).get("metadata") or {}
+            problems = _type_errors(metadata)
+            if problems:
+                return self._errors(problems)
+            dep.metadata = dict(metadata)
+            return jsonify(self._dep_json(dep))
+
+        @app.delete("/api/deposit/depositions/<int:dep_id>")
+        def _delete(dep_id: int) -> Response:
+            dep = self._mine(dep_id)
+            if isinstance(dep, Response):
+                return dep
+            if dep.submitted:
+                return _err(403, "You cannot delete a published deposition.")
+            with self.lock:
+                for f in dep.files.values():
+                    f.path.unlink(missing_ok=True)
+                del self.depositions[dep_id]
+            return Response(status=self.delete_status)
+
+        @app.post("/api/deposit/depositions/<int:dep_id>/actions/publish")
+        def _publish(dep_id: int) -> Response:
+            dep = self._mine(dep_id)
+            if isinstance(dep, Response):
+                return dep
+            if dep.submitted:
+                return _err(400, "Deposition is already published.")
+            problems = _publish_errors(dep.metadata)
+            if not dep.files:
+                problems.append(("files", "Minimum one file must be provided."))
+            if problems:
+                return self._errors(problems)
+            dep.submitted = True
+            dep.doi = f"10.5072/zenodo.{dep.id}"
+            resp = jsonify(self._dep_json(dep))
+            resp.status_code = 202
+            return resp
+
+    def _file_routes(self, app: Flask) -> None:
+        @app.get("/api/deposit/depositions/<int:dep_id>/files")
+        def _classic_list(dep_id: int) -> Response:
+            dep = self._mine(dep_id)
+            if isinstance(dep, Response):
+                return dep
+            return jsonify([self._classic_file(f) for f in dep.files.values()])
+
+        @app.put("/api/deposit/depositions/<int:dep_id>/files/<file_id>")
+        def _classic_rename(dep_id: int, file_id: str) -> Response:
+            dep = self._mine(dep_id)
+            if isinstance(dep, Response):
+                return dep
+            if dep.submitted:
+                return _err(403, "Files of a published deposition cannot change.")
+            new = (request.get_json(silent=True) or {}).get("filename")
+            found = next((f for f in dep.files.values() if f.id == file_id), None)
+            if found is None:
+                return _err(404, "File does not exist.")
+            if not isinstance(new, str) or not new or new in dep.files:
+                return self._errors([("filename", "Invalid or existing filename.")])
+            with self.lock:
+                del dep.files[found.key]
+                found.key = new
+                dep.files[new] = found
+            return jsonify(self._classic_file(found))
+
+        @app.get("/api/files/<bucket>")
+        def _bucket_list(bucket: str) -> Response:
+            dep = self._bucket_dep(bucket)
+            if isinstance(dep, Response):
+                return dep
+            contents = [self._object_json(bucket, f) for f in dep.files.values()]
+            return jsonify({"contents": contents, "id": bucket, "locked": dep.submitted})
+
+        @app.put("/api/files/<bucket>/<path:key>")
+        def _put(bucket: str, key: str) -> Response:
+            dep = self._bucket_dep(bucket)
+            if isinstance(dep, Response):
+                return dep
+            refused = self._refuse_put(dep, key)
+            if refused is not None:
+                return refused
+            return self._receive(dep, bucket, key, int(request.headers["Content-Length"]))
+
+        @app.delete("/api/files/<bucket>/<path:key>")
+        def _delete_object(bucket: str, key: str) -> Response:
+            dep = self._bucket_dep(bucket)
+            if isinstance(dep, Response):
+                return dep
+            if dep.submitted:
+                return _err(403, "Bucket is locked.")
+            with self.lock:
+                found = dep.files.pop(key, None)
+            if found is None:
+                return _err(404, "Object does not exist.")
+            found.path.unlink(missing_ok=True)
+            return Response(status=204)
+
+    def _refuse_put(self, dep: Deposition, key: str) -> Response | None:
+        """invenio-files-rest's checks, made before a byte of the body is read."""
+        if dep.submitted:
+            return _err(403, "Bucket is locked.")
+        if request.mimetype.startswith("multipart/"):
+            return _err(422, "Multipart form data is not accepted on the bucket API.")
+        length = request.headers.get("Content-Length")
+        if "chunked" in request.headers.get("Transfer-Encoding", "") or length is None:
+            return _err(400, "Missing Content-Length header.")
+        if int(length) < 1:
+            return _err(400, "Content-Length: must be at least 1.")
+        if key not in dep.files and len(dep.files) >= MAX_FILES:
+            return _err(400, f"Bucket has reached its limit of {MAX_FILES} files.")
+        used = sum(f.size for k, f in dep.files.items() if k != key)
+        if used + int(length) > self.quota:
+            return _err(400, "Bucket quota exceeded.")
+        return None
+
+    def _receive(self, dep: Deposition, bucket: str, key: str, length: int) -> Response:
+        target = self.root / uuid.uuid4().hex
+        md5 = hashlib.md5(usedforsecurity=False)
+        size = 0
+        stream = request.stream
+        with open(target, "wb") as out:
+            while True:
+                chunk = stream.read(CHUNK)
+                if not chunk:
+                    break
+                md5.update(chunk)
+                size += len(chunk)
+                out.write(chunk)
+        if size != length:
+            target.unlink(missing_ok=True)
+            return _err(400, "Received fewer bytes than Content-Length.")
+        digest = md5.hexdigest()
+        if self.corrupt_next_upload:
+            self.corrupt_next_upload = False
+            digest = "0" * 32
+        with self.lock:
+            old = dep.files.get(key)
+            stored = StoredFile(key, size, digest, target)
+            dep.files[key] = stored
+        if old is not None:
+            old.path.unlink(missing_ok=True)
+        resp = jsonify(self._object_json(bucket, stored))
+        resp.status_code = 201
+        return resp
+
+
+def _err(status: int, message: str, **extra: Any) -> Response:
+    resp = jsonify({"message": message, "status": status, **extra})
+    resp.status_code = status
+    return resp
+
+
+def _type_errors(metadata: dict[str, Any]) -> list[tuple[str, str]]:
+    """What Zenodo refuses already on create/update: values of the wrong kind."""
+    out: list[tuple[str, str]] = []
+    if "upload_type" in metadata and metadata["upload_type"] not in UPLOAD_TYPES:
+        out.append(("metadata.upload_type", "Invalid upload type."))
+    if "access_right" in metadata and metadata["access_right"] not in ACCESS:
+        out.append(("metadata.access_right", "Invalid access right."))
+    date = metadata.get("publication_date")
+    if date is not None and not re.fullmatch(r"\d{4}-\d{2}-\d{2}", str(date)):
+        out.append(("metadata.publication_date", "Not a valid date."))
+    creators = metadata.get("creators")
+    if creators is not None:
+        if not isinstance(creators, list):
+            out.append(("metadata.creators", "Not a valid list."))
+        else:
+            for i, creator in enumerate(creators):
+                if not isinstance(creator, dict) or not creator.get("name"):
+                    out.append((f"metadata.creators.{i}.name", "Missing data for required field."))
+    return out
+
+
+def _publish_errors(metadata: dict[str, Any]) -> list[tuple[str, str]]:
+    out = [
+        (f"metadata.{name}", "Missing data for required field.")
+        for name in REQUIRED
+        if not metadata.get(name)
+    ]
+    if metadata.get("access_right") in ("open", "embargoed") and not metadata.get("license"):
+        out.append(("metadata.license", "Missing data for required field."))
+    return out + _type_errors(metadata)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Serve the fake alone (the benchmark runs it in its own process)."""
+    import argparse
+
+    from werkzeug.serving import make_server
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--root", required=True)
+    parser.add_argument("--token", action="append", default=[])
+    args = parser.parse_args(argv)
+    fake = FakeZenodo(Path(args.root))
+    for token in args.token:
+        fake.add_token(token)
+    make_server("127.0.0.1", args.port, fake.app, threaded=True).serve_forever()
+
+
+if __name__ == "__main__":
+    main()
