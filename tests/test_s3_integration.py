@@ -7,7 +7,6 @@ tests never see each other's objects.
 from __future__ import annotations
 
 import hashlib
-import io
 import os
 import subprocess
 import sys
@@ -25,6 +24,7 @@ from common.identity import Identity
 from common.streams import Upload
 from tests.conftest import uid
 from tests.support.servers import ROOT, free_port
+from tests.support.storage_routes import read, round_trip_through_routes
 
 BUCKET = "rds-files"
 
@@ -69,16 +69,6 @@ def who() -> Identity:
 def put(storage: S3Storage, who: Identity, path: str, data: bytes, **kw) -> dict:
     chunks = [data[i : i + MiB] for i in range(0, len(data), MiB)] or [b""]
     return storage.store_file(who, path, Upload(path, iter(chunks), **kw))
-
-
-def read(storage: S3Storage, who: Identity, path: str, byte_range: str | None = None) -> bytes:
-    download = storage.open_file(who, path, byte_range)
-    try:
-        data = b"".join(download.chunks)
-    finally:
-        download.close()
-    assert download.size == len(data)
-    return data
 
 
 def test_listing_names_nesting_markers_and_pages(storage: S3Storage, who: Identity) -> None:
@@ -231,35 +221,7 @@ def test_the_storage_routes_through_the_router(s3_url, make_runtime) -> None:
     }
     client = build_app(runtime).test_client()
     who = uid(f"r{uuid.uuid4().hex[:6]}@cloud.example.org", "ignored", "port-s3")
-    data = os.urandom(300_000)
-    resp = client.post(
-        "/storage/file",
-        data={"userId": who, "filepath": "/in/ü data.bin", "file": (io.BytesIO(data), "x")},
-        content_type="multipart/form-data",
-    )
-    assert resp.status_code == 200, resp.json
-    assert resp.json["files"][0]["checksum"] == "md5:" + hashlib.md5(data).hexdigest()
-    listed = client.get("/storage/folder", json={"userId": who, "filepath": "/"})
-    assert listed.json == {"files": ["/in/"]}
-    got = client.get("/storage/file", json={"userId": who, "filepath": "/in/ü data.bin"})
-    assert got.status_code == 200 and got.data == data
-    assert got.headers["Content-Length"] == str(len(data))
-    ranged = client.get(
-        "/storage/file",
-        json={"userId": who, "filepath": "/in/ü data.bin"},
-        headers={"Range": "bytes=-5"},
-    )
-    assert ranged.status_code == 206 and ranged.data == data[-5:]
-    moved = client.patch(
-        "/storage/file",
-        json={"userId": who, "filepath": "/in/ü data.bin", "newfilepath": "/out/d.bin"},
-    )
-    assert moved.json == {"success": True, "filepath": "/out/d.bin"}
-    assert client.delete("/storage/file", json={"userId": who, "filepath": "/out"}).json == {
-        "success": True
-    }
-    missing = client.get("/storage/file", json={"userId": who, "filepath": "/out/d.bin"})
-    assert missing.status_code == 404 and missing.json["field"] == "filepath"
+    round_trip_through_routes(client, who)
 
 
 def test_boto3_is_imported_only_when_s3_is_configured(tmp_path) -> None:

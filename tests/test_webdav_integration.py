@@ -7,7 +7,6 @@ for ownCloud (``/remote.php/webdav``) and Nextcloud (``/remote.php/dav/files/ali
 from __future__ import annotations
 
 import hashlib
-import io
 import os
 import shutil
 from collections.abc import Iterator
@@ -20,6 +19,7 @@ from common.errors import BadRequest, Conflict, Forbidden, NotFound, Unauthorize
 from common.identity import Identity
 from common.streams import Upload
 from tests.conftest import uid
+from tests.support.storage_routes import read, round_trip_through_routes
 from tests.support.webdav import WebDAVServer
 
 USER = "alice@cloud.example.org"
@@ -58,16 +58,6 @@ def put(storage: WebDAVStorage, path: str, data: bytes, who: Identity = ALICE, *
     return storage.store_file(who, path, Upload(path, iter(chunks), **kw))
 
 
-def read(storage: WebDAVStorage, path: str, byte_range: str | None = None) -> bytes:
-    download = storage.open_file(ALICE, path, byte_range)
-    try:
-        data = b"".join(download.chunks)
-    finally:
-        download.close()
-    assert download.size == len(data)
-    return data
-
-
 def test_listing_shapes_names_and_nesting(storage: WebDAVStorage, home: Path) -> None:
     names = ["with space.txt", "naïve 文件.csv", "100% #1.dat", "a&b+c=d.txt"]
     for name in names:
@@ -85,8 +75,8 @@ def test_listing_shapes_names_and_nesting(storage: WebDAVStorage, home: Path) ->
     assert storage.list_folder(ALICE, "top/empty folder") == []
     assert storage.list_folder(ALICE, "top/naïve 文件.csv") == []  # a file lists as []
     for name in names:
-        assert read(storage, f"top/{name}") == name.encode()
-    assert read(storage, "top/empty.txt") == b""
+        assert read(storage, ALICE, f"top/{name}") == name.encode()
+    assert read(storage, ALICE, "top/empty.txt") == b""
     assert (home / "top" / "empty.txt").stat().st_size == 0
 
 
@@ -109,28 +99,28 @@ def test_byte_exact_download_and_range(storage: WebDAVStorage, home: Path) -> No
         "checksum": "md5:" + hashlib.md5(data).hexdigest(),
     }
     assert (home / "data" / "blob.bin").read_bytes() == data
-    assert read(storage, "data/blob.bin") == data
+    assert read(storage, ALICE, "data/blob.bin") == data
     part = storage.open_file(ALICE, "data/blob.bin", "bytes=100-199")
     assert (part.status, part.size, part.content_range) == (206, 100, f"bytes 100-199/{len(data)}")
     assert b"".join(part.chunks) == data[100:200]
     part.close()
-    assert read(storage, "data/blob.bin", "bytes=-10") == data[-10:]
+    assert read(storage, ALICE, "data/blob.bin", "bytes=-10") == data[-10:]
     # an unsatisfiable range answers the whole file, like the local backend
-    assert read(storage, "data/blob.bin", f"bytes={len(data) + 5}-") == data
+    assert read(storage, ALICE, "data/blob.bin", f"bytes={len(data) + 5}-") == data
 
 
 def test_store_overwrite_rename_delete_round_trip(storage: WebDAVStorage, home: Path) -> None:
     put(storage, "a/one.txt", b"first")
     put(storage, "a/one.txt", b"second version")
-    assert read(storage, "a/one.txt") == b"second version"
+    assert read(storage, ALICE, "a/one.txt") == b"second version"
     assert storage.move_file(ALICE, "a/one.txt", "b/c/two.txt") == {"filepath": "/b/c/two.txt"}
     assert storage.list_folder(ALICE, "a") == []
-    assert read(storage, "b/c/two.txt") == b"second version"
+    assert read(storage, ALICE, "b/c/two.txt") == b"second version"
     put(storage, "b/c/three.txt", b"3")
     with pytest.raises(Conflict) as taken:
         storage.move_file(ALICE, "b/c/two.txt", "b/c/three.txt")
     assert taken.value.field == "newfilepath"
-    assert read(storage, "b/c/three.txt") == b"3"  # never overwritten by a move
+    assert read(storage, ALICE, "b/c/three.txt") == b"3"  # never overwritten by a move
     assert storage.move_file(ALICE, "b", "moved folder") == {"filepath": "/moved folder"}
     assert storage.list_folder(ALICE, "moved folder/c") == [
         "/moved folder/c/three.txt",
@@ -195,7 +185,7 @@ def test_a_broken_upload_leaves_nothing(storage: WebDAVStorage, home: Path) -> N
         storage.store_file(ALICE, "keep.txt", Upload("keep.txt", failing()))
     with pytest.raises(BadRequest):  # shorter than announced
         storage.store_file(ALICE, "new.txt", Upload("new.txt", iter([b"abc"]), size=10))
-    assert read(storage, "keep.txt") == b"old content"
+    assert read(storage, ALICE, "keep.txt") == b"old content"
     assert sorted(p.name for p in home.iterdir()) == ["keep.txt"]
 
 
@@ -232,35 +222,6 @@ def test_the_storage_routes_through_the_router(dav, home, make_runtime) -> None:
     )
     client = build_app(runtime).test_client()
     who = uid(USER, TOKEN, "port-owncloud")
-    data = os.urandom(200_000)
-    resp = client.post(
-        "/storage/file",
-        data={"userId": who, "filepath": "/in/ü data.bin", "file": (io.BytesIO(data), "x")},
-        content_type="multipart/form-data",
-    )
-    assert resp.status_code == 200, resp.json
-    assert resp.json["files"][0]["checksum"] == "md5:" + hashlib.md5(data).hexdigest()
-    listed = client.get("/storage/folder", json={"userId": who, "filepath": "/in/"})
-    assert listed.json == {"files": ["/in/ü data.bin"]}
-    got = client.get("/storage/file", json={"userId": who, "filepath": "/in/ü data.bin"})
-    assert got.status_code == 200 and got.data == data
-    assert got.headers["Content-Length"] == str(len(data))
-    ranged = client.get(
-        "/storage/file",
-        json={"userId": who, "filepath": "/in/ü data.bin"},
-        headers={"Range": "bytes=10-19"},
-    )
-    assert ranged.status_code == 206 and ranged.data == data[10:20]
-    moved = client.patch(
-        "/storage/file",
-        json={"userId": who, "filepath": "/in/ü data.bin", "newfilepath": "/out/d.bin"},
-    )
-    assert moved.json == {"success": True, "filepath": "/out/d.bin"}
-    gone = client.delete("/storage/file", json={"userId": who, "filepath": "/out"})
-    assert gone.json == {"success": True}
-    missing = client.get("/storage/file", json={"userId": who, "filepath": "/out/d.bin"})
-    assert missing.status_code == 404
-    assert missing.content_type == "application/problem+json"
-    assert missing.json["field"] == "filepath"
+    round_trip_through_routes(client, who)
     bad = client.get("/storage/folder", json={"userId": uid(USER, "wrong", "port-owncloud")})
     assert bad.status_code == 401 and "wrong" not in bad.get_data(as_text=True)

@@ -24,7 +24,7 @@ import hashlib
 import io
 import logging
 import posixpath
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 from urllib.parse import quote
 
@@ -372,16 +372,9 @@ class S3Storage:
         self, key: str, path: str, content_type: str, parts: Iterator[tuple[io.BytesIO, bool]]
     ) -> None:
         what = f"/{path}"
-        started = self._call(
-            what,
-            self.client.create_multipart_upload,
-            Bucket=self.bucket,
-            Key=key,
-            ContentType=content_type,
-        )
-        upload_id = started["UploadId"]
-        done: list[Json] = []
-        try:
+
+        def send(upload_id: str) -> list[Json]:
+            done: list[Json] = []
             for number, (part, _) in enumerate(parts, start=1):
                 if number > MAX_PARTS:
                     raise PayloadTooLarge(
@@ -400,6 +393,20 @@ class S3Storage:
                 )
                 done.append({"PartNumber": number, "ETag": answer["ETag"]})
                 del part  # before the next part is read: one part in memory, not two
+            return done
+
+        self._assemble(key, what, send, ContentType=content_type)
+
+    def _assemble(
+        self, key: str, what: str, send: Callable[[str], list[Json]], **create: Any
+    ) -> None:
+        """Create a multipart upload, ``send`` its parts, complete it; abort on any failure."""
+        started = self._call(
+            what, self.client.create_multipart_upload, Bucket=self.bucket, Key=key, **create
+        )
+        upload_id = started["UploadId"]
+        try:
+            done = send(upload_id)
             self._call(
                 what,
                 self.client.complete_multipart_upload,
@@ -460,12 +467,8 @@ class S3Storage:
         self._multipart_copy(target, source, ranges)
 
     def _multipart_copy(self, target: str, source: Json, ranges: Iterator[str]) -> None:
-        started = self._call(
-            "the file", self.client.create_multipart_upload, Bucket=self.bucket, Key=target
-        )
-        upload_id = started["UploadId"]
-        done: list[Json] = []
-        try:
+        def send(upload_id: str) -> list[Json]:
+            done: list[Json] = []
             for number, byte_range in enumerate(ranges, start=1):
                 answer = self._call(
                     "the file",
@@ -478,17 +481,9 @@ class S3Storage:
                     CopySourceRange=byte_range,
                 )
                 done.append({"PartNumber": number, "ETag": answer["CopyPartResult"]["ETag"]})
-            self._call(
-                "the file",
-                self.client.complete_multipart_upload,
-                Bucket=self.bucket,
-                Key=target,
-                UploadId=upload_id,
-                MultipartUpload={"Parts": done},
-            )
-        except BaseException:
-            self._abort(target, upload_id)
-            raise
+            return done
+
+        self._assemble(target, "the file", send)
 
     def delete_file(self, who: Identity, path: str) -> None:
         """Delete the object at ``path`` and everything under ``path/`` (a folder)."""
