@@ -183,6 +183,8 @@ def test_missing_paths_folders_and_users_apart(storage: S3Storage, who: Identity
     put(storage, who, "dir/x.txt", b"x")
     with pytest.raises(BadRequest):
         storage.open_file(who, "dir")
+    with pytest.raises(Conflict):
+        put(storage, who, "dir", b"a file over a folder")
     climber = Identity(f"../{who.user}")
     assert storage.list_folder(climber, "") == []  # a name never reaches another prefix
     assert storage.list_folder(who, "") == ["/dir/"]

@@ -344,6 +344,8 @@ class S3Storage:
         if not path:
             raise BadRequest("filepath names the root folder, not a file", field="filepath")
         key = self._base(who) + path
+        if self._has_prefix(key + "/"):
+            raise Conflict("a folder already has this path", field="filepath")
         meter = upload.meter(hinted=True)
         self._upload(key, path, upload.content_type, _read_parts(meter, self.part_size))
         log.info("s3.stored size=%d md5=%s", meter.size, meter.md5)

@@ -285,6 +285,14 @@ def parse_multistatus(resp: requests.Response) -> Iterator[tuple[str, bool]]:
         raise UpstreamError("the file storage answered PROPFIND with malformed XML") from exc
 
 
+def _body_chunks(resp: requests.Response, path: str) -> Iterator[bytes]:
+    """The answer's bytes; a connection lost mid-file becomes a 503 problem, not a crash."""
+    try:
+        yield from resp.iter_content(CHUNK_SIZE)
+    except requests.RequestException as exc:
+        raise UpstreamUnavailable(f"the file storage broke off the download of /{path}") from exc
+
+
 class UploadBody:
     """The upload's ``Meter`` as a PUT body, remembering an error of the caller's stream.
 
@@ -496,7 +504,7 @@ class WebDAVStorage:
         length = resp.headers.get("Content-Length")
         encoded = resp.headers.get("Content-Encoding", "identity") != "identity"
         return Download(
-            resp.iter_content(CHUNK_SIZE),
+            _body_chunks(resp, path),
             int(length) if length and length.isdigit() and not encoded else None,
             status=resp.status_code,
             content_range=resp.headers.get("Content-Range") if resp.status_code == 206 else None,
