@@ -20,6 +20,7 @@ that is aborted on any failure, so no partial object ever appears under the file
 from __future__ import annotations
 
 import base64
+import bisect
 import hashlib
 import io
 import logging
@@ -119,7 +120,65 @@ def _int_setting(settings: Settings, name: str, default: int, lo: int, hi: int) 
     return value
 
 
-def _read_parts(chunks: Any, part_size: int) -> Iterator[tuple[io.BytesIO, bool]]:
+class Part(io.RawIOBase):
+    """One part as the chunks that arrived: a seekable file for botocore, never joined.
+
+    botocore reads a body in blocks (to sign it, to send it, again on a retry), so the
+    chunks are kept as they came instead of being copied into one buffer: a part costs
+    its own bytes once, not twice while a growing buffer reallocates.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._chunks: list[bytes] = []
+        self._starts: list[int] = []
+        self.size = 0
+        self._pos = 0
+        self._md5 = hashlib.md5(usedforsecurity=False)
+
+    def append(self, chunk: bytes) -> None:
+        self._starts.append(self.size)
+        self._chunks.append(chunk)
+        self.size += len(chunk)
+        self._md5.update(chunk)
+
+    def content_md5(self) -> str:
+        """Base64 MD5 for ``Content-MD5``: the store checks the part it received."""
+        return base64.b64encode(self._md5.digest()).decode("ascii")
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._pos
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: self.size}[whence]
+        self._pos = max(0, base + offset)
+        return self._pos
+
+    def readinto(self, buffer: Any) -> int:
+        view = memoryview(buffer).cast("B")
+        written = 0
+        index = bisect.bisect_right(self._starts, self._pos) - 1
+        while written < len(view) and self._pos < self.size and index < len(self._chunks):
+            chunk = self._chunks[index]
+            offset = self._pos - self._starts[index]
+            take = min(len(chunk) - offset, len(view) - written)
+            view[written : written + take] = chunk[offset : offset + take]
+            written += take
+            self._pos += take
+            index += 1
+        return written
+
+    def __len__(self) -> int:
+        return self.size
+
+
+def _read_parts(chunks: Any, part_size: int) -> Iterator[tuple[Part, bool]]:
     """Regroup ``chunks`` into parts of at least ``part_size`` bytes, each with "is last".
 
     One chunk is read ahead so the first part already knows whether it is the whole file.
@@ -129,12 +188,11 @@ def _read_parts(chunks: Any, part_size: int) -> Iterator[tuple[io.BytesIO, bool]
     it = iter(chunks)
     pending = next(it, None)
     while True:
-        buf = io.BytesIO()
-        while pending is not None and buf.tell() < part_size:
-            buf.write(pending)
+        part = Part()
+        while pending is not None and part.size < part_size:
+            part.append(pending)
             pending = next(it, None)
-        buf.seek(0)
-        yield buf, pending is None
+        yield part, pending is None
         if pending is None:
             return
 
@@ -143,11 +201,6 @@ def _prepend(box: list[Any], rest: Iterator[Any]) -> Iterator[Any]:
     """``box``'s one item, then ``rest``; popping it keeps no second reference alive."""
     yield box.pop()
     yield from rest
-
-
-def _md5_b64(part: io.BytesIO) -> str:
-    digest = hashlib.md5(part.getbuffer(), usedforsecurity=False).digest()
-    return base64.b64encode(digest).decode("ascii")
 
 
 class S3Storage:
@@ -352,7 +405,7 @@ class S3Storage:
         return {"filepath": f"/{path}", "size": meter.size, "checksum": f"md5:{meter.md5}"}
 
     def _upload(
-        self, key: str, path: str, content_type: str, parts: Iterator[tuple[io.BytesIO, bool]]
+        self, key: str, path: str, content_type: str, parts: Iterator[tuple[Part, bool]]
     ) -> None:
         first, last = next(parts)
         if last:
@@ -362,7 +415,7 @@ class S3Storage:
                 Bucket=self.bucket,
                 Key=key,
                 Body=first,
-                ContentMD5=_md5_b64(first),
+                ContentMD5=first.content_md5(),
                 ContentType=content_type,
             )
             return
@@ -371,13 +424,17 @@ class S3Storage:
         self._multipart(key, path, content_type, _prepend(box, parts))
 
     def _multipart(
-        self, key: str, path: str, content_type: str, parts: Iterator[tuple[io.BytesIO, bool]]
+        self, key: str, path: str, content_type: str, parts: Iterator[tuple[Part, bool]]
     ) -> None:
         what = f"/{path}"
 
         def send(upload_id: str) -> list[Json]:
             done: list[Json] = []
-            for number, (part, _) in enumerate(parts, start=1):
+            number = 0
+            # no enumerate(): it caches its last result tuple, keeping the previous part
+            # alive while the next one is read (two parts in memory instead of one)
+            for part, _ in parts:
+                number += 1  # noqa: SIM113 - see above
                 if number > MAX_PARTS:
                     raise PayloadTooLarge(
                         f"the file needs more than {MAX_PARTS} parts of S3_PART_SIZE",
@@ -391,7 +448,7 @@ class S3Storage:
                     UploadId=upload_id,
                     PartNumber=number,
                     Body=part,
-                    ContentMD5=_md5_b64(part),
+                    ContentMD5=part.content_md5(),
                 )
                 done.append({"PartNumber": number, "ETag": answer["ETag"]})
                 del part  # before the next part is read: one part in memory, not two
