@@ -19,7 +19,9 @@ from common.errors import BadRequest, Conflict, Forbidden, NotFound, Unauthorize
 from common.identity import Identity
 from common.streams import Upload
 from tests.conftest import uid
+from tests.support.servers import ServerThread
 from tests.support.storage_routes import read, round_trip_through_routes
+from tests.support.token_storage import TokenStorageDouble
 from tests.support.webdav import WebDAVServer
 
 USER = "alice@cloud.example.org"
@@ -225,3 +227,37 @@ def test_the_storage_routes_through_the_router(dav, home, make_runtime) -> None:
     round_trip_through_routes(client, who)
     bad = client.get("/storage/folder", json={"userId": uid(USER, "wrong", "port-owncloud")})
     assert bad.status_code == 401 and "wrong" not in bad.get_data(as_text=True)
+
+
+def test_init_registers_oauth_and_a_bare_user_id_gets_its_token(dav, home, make_runtime) -> None:
+    from common.init import run_init
+    from local_router import build_app
+
+    ts = TokenStorageDouble()
+    ts_server = ServerThread(ts.app).start()
+    try:
+        runtime = make_runtime(
+            CONNECTOR_METADATA="none",
+            CONNECTOR_STORAGE="webdav",
+            CONNECTOR_SERVICENAME="port-owncloud",
+            EFSS_SYSTEM="owncloud",
+            OWNCLOUD_INSTALLATION_URL=dav.url,
+            OWNCLOUD_OAUTH_CLIENT_ID="client-id",
+            OWNCLOUD_OAUTH_CLIENT_SECRET="client-secret",
+            CENTRAL_SERVICE_TOKEN_STORAGE=ts_server.url,
+            USE_CASE_SERVICE_PORT_SERVICE=ts_server.url,
+        )
+        assert run_init(runtime)["registration"] == "registered"
+        assert ts.services["port-owncloud"]["type"] == "OAuth2Service"
+        entry = ts.services["port-owncloud"]["data"]
+        assert entry["client_id"] == "client-id"
+        assert entry["refresh_url"] == dav.url + "/index.php/apps/oauth2/api/v1/token"
+        ts.tokens[(USER, "port-owncloud")] = TOKEN
+        put(runtime.storage, "bare.txt", b"found via the Port service")
+        client = build_app(runtime).test_client()
+        listed = client.get("/storage/folder", json={"userId": USER, "filepath": "/"})
+        assert listed.status_code == 200 and listed.json == {"files": ["/bare.txt"]}
+        unknown = client.get("/storage/folder", json={"userId": "carol@elsewhere.org"})
+        assert unknown.status_code == 401
+    finally:
+        ts_server.stop()

@@ -73,7 +73,7 @@ SYSTEMS = {
     ),
 }
 AUTH_MODES = ("bearer", "basic", "auto")
-DISCARD_DELAYS = (0.05, 0.2, 0.5)  # seconds between DELETEs of an aborted upload's temp file
+DISCARD_DELAYS = (0.05, 0.2, 0.5, 1.0)  # seconds between DELETEs of an aborted upload's temp file
 USER_ID_MODES = ("auto", "strip", "keep")
 DAV = "{DAV:}"
 PROPFIND_BODY = (
