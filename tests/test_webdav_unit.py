@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import base64
+import io
 
 import pytest
 import requests
 import responses
+import urllib3
 from RDS import Util
 
 from common.backends.base import LoginFailed
@@ -226,3 +228,32 @@ def test_app_password_mode_registers_a_login_form() -> None:
     assert payload["credentials"] == {"userId": True, "password": True}
     assert "client_id" not in payload
     assert type(Util.getServiceObject(payload)).__name__ == "LoginService"
+
+
+class BrokenBody(io.RawIOBase):
+    """A server answer that starts, then loses its connection."""
+
+    def __init__(self, start: bytes) -> None:
+        self.start = start
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        if self.start:
+            n = min(len(buffer), len(self.start))
+            buffer[:n], self.start = self.start[:n], self.start[n:]
+            return n
+        raise urllib3.exceptions.ProtocolError("connection broken")
+
+
+@responses.activate
+def test_answers_broken_off_midway_are_503() -> None:
+    start = multistatus(("/remote.php/webdav/", True))[:-40].encode()
+    responses.add("PROPFIND", f"{DAV}/", status=207, body=io.BufferedReader(BrokenBody(start)))
+    with pytest.raises(UpstreamUnavailable, match="broke off"):
+        storage().list_folder(WHO, "")
+    responses.add("GET", f"{DAV}/f.bin", body=io.BufferedReader(BrokenBody(b"x" * 1000)))
+    download = storage().open_file(WHO, "f.bin")
+    with pytest.raises(UpstreamUnavailable, match="broke off"):
+        b"".join(download.chunks)

@@ -32,6 +32,7 @@ from urllib.parse import quote, unquote, urlencode, urlsplit
 from xml.etree.ElementTree import ParseError
 
 import requests
+import urllib3
 from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import iterparse
 
@@ -283,6 +284,8 @@ def parse_multistatus(resp: requests.Response) -> Iterator[tuple[str, bool]]:
             yield unquote(_SCHEME_HOST.sub("", href.strip())), is_folder
     except (ParseError, DefusedXmlException) as exc:
         raise UpstreamError("the file storage answered PROPFIND with malformed XML") from exc
+    except (urllib3.exceptions.HTTPError, OSError) as exc:
+        raise UpstreamUnavailable("the file storage broke off its PROPFIND answer") from exc
 
 
 def _body_chunks(resp: requests.Response, path: str) -> Iterator[bytes]:
