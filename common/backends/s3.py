@@ -1,0 +1,576 @@
+"""The ``s3`` backend: the fileStorage interface on one bucket of any S3-compatible store.
+
+Boundary: this module alone imports boto3 (the registry loads it only when
+``CONNECTOR_STORAGE=s3``, so other functions' cold starts never pay for it). It maps the
+interface's folder tree onto keys ``<S3_PREFIX with {user}><path>``; a "folder" is a key
+prefix ending in ``/`` (plus, optionally, a 0-byte marker object of that name, as consoles
+create). botocore errors become ``common.errors`` exceptions here and nowhere else.
+
+Trust model: S3 has no notion of the RDS user. The connector holds ONE credential for the
+bucket and keeps users apart only by the prefix built from ``userId``, so it trusts its
+callers (RDS Layer 2 inside the cluster) to name the user truthfully; anyone who can reach
+the connector can name any user. The user name is percent-encoded into the prefix, so no
+name can reach into another user's prefix.
+
+Uploads stream: up to ``S3_PART_SIZE`` bytes are buffered (one part, never more); a file
+that ends within the first part is one ``PutObject``, anything larger a multipart upload
+that is aborted on any failure, so no partial object ever appears under the file's key.
+"""
+
+from __future__ import annotations
+
+import base64
+import bisect
+import hashlib
+import io
+import logging
+import posixpath
+from collections.abc import Callable, Iterator
+from typing import Any
+from urllib.parse import quote
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    ConnectTimeoutError,
+    EndpointConnectionError,
+    NoCredentialsError,
+    ReadTimeoutError,
+)
+
+from common.backends.base import Json, LoginFailed
+from common.config import Settings
+from common.errors import (
+    BadRequest,
+    ConfigError,
+    Conflict,
+    ConnectorError,
+    Forbidden,
+    InsufficientStorage,
+    NotFound,
+    PayloadTooLarge,
+    TooManyRequests,
+    UpstreamError,
+    UpstreamTimeout,
+    UpstreamUnavailable,
+)
+from common.identity import Identity, check_user_name
+from common.streams import CHUNK_SIZE, Download, Upload
+
+log = logging.getLogger("rds.s3")
+
+MiB = 1024 * 1024
+GiB = 1024 * MiB
+MIN_PART = 5 * MiB  # S3's minimum for every part but the last
+MAX_PART = 5 * GiB
+MAX_PARTS = 10_000
+COPY_LIMIT = 5 * GiB  # largest object one CopyObject may copy
+DEFAULT_PREFIX = "users/{user}/"
+_ICON_SVG = (
+    b'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 16 16">'
+    b'<path d="M2 4l6-3 6 3v8l-6 3-6-3z" fill="#c7512f"/></svg>'
+)
+S3_ICON = "data:image/svg+xml;base64," + base64.b64encode(_ICON_SVG).decode()
+
+_NOT_FOUND = {"NoSuchKey", "404", "NotFound", "NoSuchUpload"}
+_FORBIDDEN = {"AccessDenied", "403", "AllAccessDisabled", "AccountProblem"}
+_BUSY = {"SlowDown", "503", "ServiceUnavailable", "RequestTimeout", "InternalError", "500"}
+
+
+def map_error(exc: Exception, what: str, field: str = "filepath") -> ConnectorError:
+    """The ``ConnectorError`` for a botocore exception (the caller raises it ``from exc``)."""
+    if isinstance(exc, (ConnectTimeoutError, ReadTimeoutError)):
+        return UpstreamTimeout("the object store did not answer in time")
+    if isinstance(exc, EndpointConnectionError):
+        return UpstreamUnavailable("the object store cannot be reached")
+    if isinstance(exc, NoCredentialsError):
+        return UpstreamError("the connector has no credentials for the object store")
+    if not isinstance(exc, ClientError):
+        return UpstreamUnavailable(f"the object store failed ({exc.__class__.__name__})")
+    code = str(exc.response.get("Error", {}).get("Code", ""))
+    if code in _NOT_FOUND:
+        return NotFound(f"nothing at {what}", field=field)
+    if code in _FORBIDDEN:
+        return Forbidden(f"the object store forbids this on {what}", field=field)
+    if code == "NoSuchBucket":
+        return UpstreamError("the configured bucket does not exist")
+    if code in ("EntityTooLarge", "413"):
+        return PayloadTooLarge("the object store refuses a file this large", field="file")
+    if code in ("QuotaExceeded", "507"):
+        return InsufficientStorage("the object store's quota is exhausted")
+    if code in ("TooManyRequests", "429"):
+        return TooManyRequests("the object store asks to slow down")
+    if code in _BUSY:
+        return UpstreamUnavailable(f"the object store is unavailable ({code})")
+    if code in ("InvalidDigest", "BadDigest"):
+        return UpstreamError("the object store received other bytes than were sent")
+    return UpstreamError(f"the object store answered {code or 'an error'} for {what}")
+
+
+def _int_setting(settings: Settings, name: str, default: int, lo: int, hi: int) -> int:
+    text = settings.get(name) or str(default)
+    try:
+        value = int(text)
+    except ValueError:
+        raise ConfigError(f"{name} must be a whole number of bytes, not {text!r}") from None
+    if not lo <= value <= hi:
+        raise ConfigError(f"{name} must be between {lo} and {hi} bytes, not {value}")
+    return value
+
+
+class Part(io.RawIOBase):
+    """One part as the chunks that arrived: a seekable file for botocore, never joined.
+
+    botocore reads a body in blocks (to sign it, to send it, again on a retry), so the
+    chunks are kept as they came instead of being copied into one buffer: a part costs
+    its own bytes once, not twice while a growing buffer reallocates.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._chunks: list[bytes] = []
+        self._starts: list[int] = []
+        self.size = 0
+        self._pos = 0
+        self._md5 = hashlib.md5(usedforsecurity=False)
+
+    def append(self, chunk: bytes) -> None:
+        self._starts.append(self.size)
+        self._chunks.append(chunk)
+        self.size += len(chunk)
+        self._md5.update(chunk)
+
+    def content_md5(self) -> str:
+        """Base64 MD5 for ``Content-MD5``: the store checks the part it received."""
+        return base64.b64encode(self._md5.digest()).decode("ascii")
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._pos
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: self.size}[whence]
+        self._pos = max(0, base + offset)
+        return self._pos
+
+    def readinto(self, buffer: Any) -> int:
+        view = memoryview(buffer).cast("B")
+        written = 0
+        index = bisect.bisect_right(self._starts, self._pos) - 1
+        while written < len(view) and self._pos < self.size and index < len(self._chunks):
+            chunk = self._chunks[index]
+            offset = self._pos - self._starts[index]
+            take = min(len(chunk) - offset, len(view) - written)
+            view[written : written + take] = chunk[offset : offset + take]
+            written += take
+            self._pos += take
+            index += 1
+        return written
+
+    def __len__(self) -> int:
+        return self.size
+
+
+def _read_parts(chunks: Any, part_size: int) -> Iterator[tuple[Part, bool]]:
+    """Regroup ``chunks`` into parts of at least ``part_size`` bytes, each with "is last".
+
+    One chunk is read ahead so the first part already knows whether it is the whole file.
+    A part is built only after the caller dropped the previous one (see ``_multipart``),
+    so one part plus one chunk is all that is ever held.
+    """
+    it = iter(chunks)
+    pending = next(it, None)
+    while True:
+        part = Part()
+        while pending is not None and part.size < part_size:
+            part.append(pending)
+            pending = next(it, None)
+        yield part, pending is None
+        if pending is None:
+            return
+
+
+def _prepend(box: list[Any], rest: Iterator[Any]) -> Iterator[Any]:
+    """``box``'s one item, then ``rest``; popping it keeps no second reference alive."""
+    yield box.pop()
+    yield from rest
+
+
+class S3Storage:
+    """fileStorage interface on one bucket, each user under their own key prefix."""
+
+    needs_token = False
+
+    def __init__(
+        self,
+        client: Any,
+        bucket: str,
+        *,
+        prefix: str = DEFAULT_PREFIX,
+        part_size: int = 8 * MiB,
+        copy_limit: int = COPY_LIMIT,
+        page_size: int = 1000,
+        endpoint_url: str | None = None,
+    ) -> None:
+        self.client = client
+        self.bucket = bucket
+        self.prefix = prefix
+        self.part_size = part_size
+        self.copy_limit = copy_limit
+        self.page_size = page_size
+        self.endpoint_url = endpoint_url
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> S3Storage:
+        """Read ``S3_*``; credentials from the settings or else boto3's own chain."""
+        bucket = settings.require("S3_BUCKET")
+        prefix = settings.get("S3_PREFIX", DEFAULT_PREFIX) or DEFAULT_PREFIX
+        if prefix.count("{user}") != 1 or prefix.startswith("/"):
+            raise ConfigError(
+                f"S3_PREFIX must contain {{user}} once and not start with '/', not {prefix!r}"
+            )
+        try:
+            prefix.format(user="u")
+        except (KeyError, IndexError, ValueError):
+            raise ConfigError("S3_PREFIX may hold no placeholder but {user}") from None
+        part_size = _int_setting(settings, "S3_PART_SIZE", 8 * MiB, MIN_PART, MAX_PART)
+        key_id, secret = settings.get("S3_ACCESS_KEY_ID"), settings.get("S3_SECRET_ACCESS_KEY")
+        if bool(key_id) != bool(secret):
+            missing = "S3_SECRET_ACCESS_KEY" if key_id else "S3_ACCESS_KEY_ID"
+            raise ConfigError(f"{missing} is required when the other S3 key is set")
+        style = (settings.get("S3_ADDRESSING_STYLE") or "auto").lower()
+        if style not in ("auto", "path", "virtual"):
+            raise ConfigError(f"S3_ADDRESSING_STYLE must be auto, path or virtual, not {style!r}")
+        endpoint = settings.get("S3_ENDPOINT_URL")
+        config = Config(
+            connect_timeout=settings.connect_timeout,
+            read_timeout=settings.read_timeout,
+            retries={"max_attempts": 3, "mode": "standard"},
+            s3={"addressing_style": style},
+            # S3-compatible stores (Ceph RGW, older MinIO) reject the CRC headers newer
+            # botocore adds by default; we send Content-MD5 ourselves instead.
+            request_checksum_calculation="when_required",
+            response_checksum_validation="when_required",
+        )
+        client = boto3.session.Session().client(
+            "s3",
+            endpoint_url=endpoint,
+            region_name=settings.get("S3_REGION"),
+            aws_access_key_id=key_id,
+            aws_secret_access_key=secret,
+            verify=settings.verify_ssl,
+            config=config,
+        )
+        return cls(client, bucket, prefix=prefix, part_size=part_size, endpoint_url=endpoint)
+
+    # -- Backend -------------------------------------------------------------------------
+    def login(self) -> None:
+        """``HeadBucket``: the bucket exists and our credentials may use it."""
+        try:
+            self.client.head_bucket(Bucket=self.bucket)
+        except (BotoCoreError, ClientError) as exc:
+            raise LoginFailed(
+                f"bucket {self.bucket!r} cannot be used: {map_error(exc, 'the bucket').detail}"
+            ) from exc
+
+    def registration_fields(self) -> Json:
+        return {"credentials": {"userId": True, "password": False}}
+
+    def service_info(self) -> Json:
+        return {
+            "displayName": "Object storage (S3)",
+            "description": {
+                "en": "Files in an S3-compatible object store run by your institution.",
+                "de": "Dateien in einem S3-kompatiblen Objektspeicher Ihrer Einrichtung.",
+            },
+            "icon": S3_ICON,
+            "infoUrl": "",
+            "helpUrl": "",
+            "projectLinkTemplate": "",
+        }
+
+    # -- keys ----------------------------------------------------------------------------
+    def _base(self, who: Identity) -> str:
+        """The user's key prefix (their root folder)."""
+        return self.prefix.format(user=quote(check_user_name(who.user), safe="@+-_."))
+
+    def _call(self, what: str, fn: Any, field: str = "filepath", **kwargs: Any) -> Any:
+        try:
+            return fn(**kwargs)
+        except (BotoCoreError, ClientError) as exc:
+            raise map_error(exc, what, field) from exc
+
+    def _pages(self, prefix: str, delimiter: str | None = None) -> Iterator[Json]:
+        kwargs: Json = {"Bucket": self.bucket, "Prefix": prefix}
+        if delimiter:
+            kwargs["Delimiter"] = delimiter
+        paginator = self.client.get_paginator("list_objects_v2")
+        try:
+            yield from paginator.paginate(**kwargs, PaginationConfig={"PageSize": self.page_size})
+        except (BotoCoreError, ClientError) as exc:
+            raise map_error(exc, "the folder") from exc
+
+    def _head(self, key: str) -> Json | None:
+        try:
+            return self.client.head_object(Bucket=self.bucket, Key=key)
+        except ClientError as exc:
+            if str(exc.response.get("Error", {}).get("Code")) in _NOT_FOUND:
+                return None
+            raise map_error(exc, "the file") from exc
+        except BotoCoreError as exc:
+            raise map_error(exc, "the file") from exc
+
+    def _has_prefix(self, prefix: str) -> bool:
+        resp = self._call(
+            "the folder", self.client.list_objects_v2, Bucket=self.bucket, Prefix=prefix, MaxKeys=1
+        )
+        return bool(resp.get("KeyCount") or resp.get("Contents"))
+
+    # -- Storage -------------------------------------------------------------------------
+    def list_folder(self, who: Identity, path: str) -> list[str]:
+        """Children of ``path`` (Delimiter '/'); a file lists as [], the root always exists."""
+        base = self._base(who)
+        folder_key = base + path + "/" if path else base
+        names: list[tuple[str, bool]] = []
+        seen_any = False
+        for page in self._pages(folder_key, "/"):
+            for common in page.get("CommonPrefixes", []):
+                seen_any = True
+                names.append((common["Prefix"][len(folder_key) : -1], True))
+            for obj in page.get("Contents", []):
+                seen_any = True
+                if obj["Key"] != folder_key:  # the folder's own marker object
+                    names.append((obj["Key"][len(folder_key) :], False))
+        if not seen_any and path:
+            if self._head(base + path) is not None:
+                return []
+            raise NotFound(f"nothing at /{path}", field="filepath")
+        prefix = f"/{path}/" if path else "/"
+        return [prefix + name + ("/" if folder else "") for name, folder in sorted(names)]
+
+    def open_file(self, who: Identity, path: str, byte_range: str | None = None) -> Download:
+        """``GetObject`` streamed in chunks; ``Range`` passed through (unsatisfiable: ignored)."""
+        if not path:
+            raise BadRequest("/ is a folder", field="filepath")
+        key = self._base(who) + path
+        kwargs: Json = {"Bucket": self.bucket, "Key": key}
+        if byte_range:
+            kwargs["Range"] = byte_range
+        try:
+            resp = self.client.get_object(**kwargs)
+        except ClientError as exc:
+            code = str(exc.response.get("Error", {}).get("Code"))
+            if code == "InvalidRange":
+                return self.open_file(who, path, None)
+            if code in _NOT_FOUND and self._has_prefix(key + "/"):
+                raise BadRequest(f"/{path} is a folder", field="filepath") from exc
+            raise map_error(exc, f"/{path}") from exc
+        except BotoCoreError as exc:
+            raise map_error(exc, f"/{path}") from exc
+        body = resp["Body"]
+        content_range = resp.get("ContentRange")
+        return Download(
+            self._chunks(body, path),
+            resp.get("ContentLength"),
+            status=206 if content_range else 200,
+            content_range=content_range,
+            filename=posixpath.basename(path),
+            close=body.close,
+        )
+
+    @staticmethod
+    def _chunks(body: Any, path: str) -> Iterator[bytes]:
+        try:
+            yield from body.iter_chunks(CHUNK_SIZE)
+        except BotoCoreError as exc:
+            raise map_error(exc, f"/{path}") from exc
+
+    def store_file(self, who: Identity, path: str, upload: Upload) -> Json:
+        """One PUT when the file fits in one part, else a multipart upload (aborted on failure)."""
+        if not path:
+            raise BadRequest("filepath names the root folder, not a file", field="filepath")
+        key = self._base(who) + path
+        if self._has_prefix(key + "/"):
+            raise Conflict("a folder already has this path", field="filepath")
+        meter = upload.meter(hinted=True)
+        self._upload(key, path, upload.content_type, _read_parts(meter, self.part_size))
+        log.info("s3.stored size=%d md5=%s", meter.size, meter.md5)
+        return {"filepath": f"/{path}", "size": meter.size, "checksum": f"md5:{meter.md5}"}
+
+    def _upload(
+        self, key: str, path: str, content_type: str, parts: Iterator[tuple[Part, bool]]
+    ) -> None:
+        first, last = next(parts)
+        if last:
+            self._call(
+                f"/{path}",
+                self.client.put_object,
+                Bucket=self.bucket,
+                Key=key,
+                Body=first,
+                ContentMD5=first.content_md5(),
+                ContentType=content_type,
+            )
+            return
+        box = [(first, last)]
+        del first
+        self._multipart(key, path, content_type, _prepend(box, parts))
+
+    def _multipart(
+        self, key: str, path: str, content_type: str, parts: Iterator[tuple[Part, bool]]
+    ) -> None:
+        what = f"/{path}"
+
+        def send(upload_id: str) -> list[Json]:
+            done: list[Json] = []
+            number = 0
+            # no enumerate(): it caches its last result tuple, keeping the previous part
+            # alive while the next one is read (two parts in memory instead of one)
+            for part, _ in parts:
+                number += 1  # noqa: SIM113 - see above
+                if number > MAX_PARTS:
+                    raise PayloadTooLarge(
+                        f"the file needs more than {MAX_PARTS} parts of S3_PART_SIZE",
+                        field="file",
+                    )
+                answer = self._call(
+                    what,
+                    self.client.upload_part,
+                    Bucket=self.bucket,
+                    Key=key,
+                    UploadId=upload_id,
+                    PartNumber=number,
+                    Body=part,
+                    ContentMD5=part.content_md5(),
+                )
+                done.append({"PartNumber": number, "ETag": answer["ETag"]})
+                del part  # before the next part is read: one part in memory, not two
+            return done
+
+        self._assemble(key, what, send, ContentType=content_type)
+
+    def _assemble(
+        self, key: str, what: str, send: Callable[[str], list[Json]], **create: Any
+    ) -> None:
+        """Create a multipart upload, ``send`` its parts, complete it; abort on any failure."""
+        started = self._call(
+            what, self.client.create_multipart_upload, Bucket=self.bucket, Key=key, **create
+        )
+        upload_id = started["UploadId"]
+        try:
+            done = send(upload_id)
+            self._call(
+                what,
+                self.client.complete_multipart_upload,
+                Bucket=self.bucket,
+                Key=key,
+                UploadId=upload_id,
+                MultipartUpload={"Parts": done},
+            )
+        except BaseException:
+            self._abort(key, upload_id)
+            raise
+
+    def _abort(self, key: str, upload_id: str) -> None:
+        """Drop an unfinished multipart upload so no parts (nor object) remain."""
+        try:
+            self.client.abort_multipart_upload(Bucket=self.bucket, Key=key, UploadId=upload_id)
+        except (BotoCoreError, ClientError):
+            log.warning("s3.abort_failed (parts may remain until the bucket's lifecycle rule)")
+
+    def move_file(self, who: Identity, path: str, new_path: str) -> Json:
+        """Copy then delete (S3 has no rename); a folder moves key by key."""
+        if not path or not new_path:
+            raise BadRequest("the root folder cannot be moved", field="filepath")
+        base = self._base(who)
+        source = self._head(base + path)
+        if source is not None:
+            if self._head(base + new_path) is not None or self._has_prefix(base + new_path + "/"):
+                raise Conflict(f"/{new_path} exists already", field="newfilepath")
+            self._copy(base + path, base + new_path, source["ContentLength"])
+            self._call(f"/{path}", self.client.delete_object, Bucket=self.bucket, Key=base + path)
+            return {"filepath": f"/{new_path}"}
+        old_prefix, new_prefix = base + path + "/", base + new_path + "/"
+        if not self._has_prefix(old_prefix):
+            raise NotFound(f"nothing at /{path}", field="filepath")
+        if self._has_prefix(new_prefix) or self._head(base + new_path) is not None:
+            raise Conflict(f"/{new_path} exists already", field="newfilepath")
+        for page in self._pages(old_prefix):
+            for obj in page.get("Contents", []):
+                target = new_prefix + obj["Key"][len(old_prefix) :]
+                self._copy(obj["Key"], target, obj["Size"])
+        self._delete_prefix(old_prefix)
+        return {"filepath": f"/{new_path}"}
+
+    def _copy(self, key: str, target: str, size: int) -> None:
+        """Server-side copy; above ``copy_limit`` (5 GiB) as a multipart copy."""
+        source = {"Bucket": self.bucket, "Key": key}
+        if size <= self.copy_limit:
+            self._call(
+                "the file",
+                self.client.copy_object,
+                Bucket=self.bucket,
+                Key=target,
+                CopySource=source,
+            )
+            return
+        part = max(self.part_size, -(-size // MAX_PARTS))
+        ranges = (f"bytes={s}-{min(s + part, size) - 1}" for s in range(0, size, part))
+        self._multipart_copy(target, source, ranges)
+
+    def _multipart_copy(self, target: str, source: Json, ranges: Iterator[str]) -> None:
+        def send(upload_id: str) -> list[Json]:
+            done: list[Json] = []
+            for number, byte_range in enumerate(ranges, start=1):
+                answer = self._call(
+                    "the file",
+                    self.client.upload_part_copy,
+                    Bucket=self.bucket,
+                    Key=target,
+                    UploadId=upload_id,
+                    PartNumber=number,
+                    CopySource=source,
+                    CopySourceRange=byte_range,
+                )
+                done.append({"PartNumber": number, "ETag": answer["CopyPartResult"]["ETag"]})
+            return done
+
+        self._assemble(target, "the file", send)
+
+    def delete_file(self, who: Identity, path: str) -> None:
+        """Delete the object at ``path`` and everything under ``path/`` (a folder)."""
+        if not path:
+            raise BadRequest("the root folder cannot be deleted", field="filepath")
+        key = self._base(who) + path
+        found = self._head(key) is not None
+        if found:
+            self._call(f"/{path}", self.client.delete_object, Bucket=self.bucket, Key=key)
+        if not self._delete_prefix(key + "/") and not found:
+            raise NotFound(f"nothing at /{path}", field="filepath")
+
+    def _delete_prefix(self, prefix: str) -> int:
+        """Delete every key under ``prefix`` in batches of 1000; returns how many."""
+        count = 0
+        for page in self._pages(prefix):
+            keys = [{"Key": obj["Key"]} for obj in page.get("Contents", [])]
+            if not keys:
+                continue
+            answer = self._call(
+                "the folder",
+                self.client.delete_objects,
+                Bucket=self.bucket,
+                Delete={"Objects": keys, "Quiet": True},
+            )
+            if answer.get("Errors"):
+                raise UpstreamError(
+                    f"the object store kept {len(answer['Errors'])} of the folder's files"
+                )
+            count += len(keys)
+        return count
