@@ -59,16 +59,28 @@ class Meter:
                 field=self.field,
             )
 
-    def __len__(self) -> int:
-        """The announced size: lets ``requests`` send ``Content-Length`` for this body."""
-        if self.expected is None:
-            raise TypeError("size unknown")
-        return self.expected
+    def __bool__(self) -> bool:
+        """Always true: ``requests`` tests a body for truth, and an empty stream is a body."""
+        return True
 
     @property
     def md5(self) -> str:
         """Hex MD5 of what has passed so far (the whole stream once iterated)."""
         return self._md5.hexdigest()
+
+
+class SizedMeter(Meter):
+    """A ``Meter`` whose size is announced: ``len()`` lets ``requests`` send Content-Length.
+
+    A separate class because ``requests`` calls ``len()`` on any body that has ``__len__``;
+    a stream of unknown size must not have one (it goes out chunked instead).
+    """
+
+    def __init__(self, chunks: Iterable[bytes], expected: int, field: str = "file"):
+        super().__init__(chunks, expected, field)
+
+    def __len__(self) -> int:
+        return int(self.expected or 0)
 
 
 @dataclass
@@ -90,7 +102,9 @@ class Upload:
     def meter(self, *, hinted: bool = False) -> Meter:
         """A ``Meter`` over the chunks enforcing ``size`` (or, if ``hinted``, the hint)."""
         expected = self.size if self.size is not None or not hinted else self.size_hint
-        return Meter(self.chunks, expected)
+        if expected is None:
+            return Meter(self.chunks)
+        return SizedMeter(self.chunks, expected)
 
 
 @dataclass

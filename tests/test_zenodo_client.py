@@ -22,7 +22,7 @@ from common.errors import (
     UpstreamUnavailable,
 )
 from common.runtime import USER_AGENT
-from common.streams import Meter
+from common.streams import Meter, SizedMeter
 from common.zenodo_client import ZenodoClient, ZenodoValidationError, retry_after
 
 Z = "http://zenodo.test"
@@ -353,13 +353,13 @@ def test_bucket_put_streams_with_content_length_and_no_retry(zc) -> None:
         return 201, {}, json.dumps({"key": "a%2Fb.csv", "size": 6, "checksum": "md5:x"})
 
     responses.add_callback(responses.PUT, f"{BUCKET}/a%252Fb.csv", callback=callback)
-    meter = Meter(iter([b"abc", b"def"]), 6)
+    meter = SizedMeter(iter([b"abc", b"def"]), 6)
     answer = zc.put_object(BUCKET, "a%2Fb.csv", meter, 6)
     assert answer["size"] == 6
     assert seen["headers"]["Content-Length"] == "6"
     assert "Transfer-Encoding" not in seen["headers"]
     assert seen["headers"]["Content-Type"] == "application/octet-stream"
-    assert seen["body_type"] == "Meter"  # the stream object itself, never a joined buffer
+    assert seen["body_type"] == "SizedMeter"  # the stream object itself, never a joined buffer
 
 
 @responses.activate

@@ -43,7 +43,7 @@ from common.errors import (
 from common.identity import Identity
 from common.paths import relative_path
 from common.runtime import USER_AGENT
-from common.streams import Meter, Upload, iter_file
+from common.streams import Meter, SizedMeter, Upload, iter_file
 from common.zenodo_client import (
     SCOPE_ACTIONS,
     SCOPE_WRITE,
@@ -432,7 +432,7 @@ def _sized_body(upload: Upload) -> tuple[Meter, int]:
         with spool:
             yield from iter_file(spool)
 
-    return Meter(chunks(), size), size
+    return SizedMeter(chunks(), size), size
 
 
 def _check_limits(path: str, key: str, size: int, present: dict[str, int]) -> None:
