@@ -42,13 +42,22 @@ class Identity:
         return self.token
 
 
+def _is_text(value: str) -> bool:
+    """False for strings no UTF-8 can carry (lone surrogates, which JSON's \\udXXX allows)."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def parse_user_id(value: object, servicename: str, api_key: object = None) -> Identity:
     """Parse ``userId`` in session or bare form (``apiKey`` may carry the secret)."""
     if value in _ABSENT:
         raise Unauthorized("userId is missing", field="userId")
     if not isinstance(value, str):
         raise Unauthorized("userId must be a string", field="userId")
-    if len(value) > MAX_USER_ID or _CONTROL.search(value):
+    if len(value) > MAX_USER_ID or _CONTROL.search(value) or not _is_text(value):
         raise Unauthorized("userId is malformed", field="userId")
     service = None
     secret: str | None = None
