@@ -121,6 +121,8 @@ class Call:
             data = json.loads(raw)
         except (ValueError, UnicodeDecodeError):
             raise BadRequest("the body is not valid JSON", field="body") from None
+        except RecursionError:  # "[[[[..." a few hundred thousand deep, well under the size limit
+            raise BadRequest("the body's JSON is nested too deeply", field="body") from None
         if not isinstance(data, dict):
             raise BadRequest("the body must be a JSON object", field="body")
         return data

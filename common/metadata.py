@@ -17,7 +17,7 @@ def metadata_field(call: Call) -> dict[str, Any] | None:
     if isinstance(value, str):
         try:
             value = json.loads(value)
-        except ValueError:
+        except (ValueError, RecursionError):
             raise BadRequest("metadata is not JSON", field="metadata") from None
     if not isinstance(value, dict):
         raise BadRequest("metadata must be a JSON object (the RO-Crate)", field="metadata")
