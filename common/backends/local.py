@@ -18,7 +18,10 @@ test prefix: these identifiers resolve nowhere).
 from __future__ import annotations
 
 import base64
+import errno
 import fcntl
+import functools
+import hashlib
 import json
 import os
 import re
@@ -26,19 +29,20 @@ import secrets
 import shutil
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import quote
 
 from common.backends.base import Json, LoginFailed
 from common.config import Settings
-from common.errors import BadRequest, Conflict, NotFound
+from common.errors import BadRequest, Conflict, InsufficientStorage, NotFound
 from common.identity import Identity
 from common.paths import relative_path
 from common.streams import CHUNK_SIZE, Download, Upload, iter_file
 
+F = TypeVar("F", bound=Callable[..., Any])
 CRATE_NAME = "ro-crate-metadata.json"
 _PROJECT_ID = re.compile(r"^[a-f0-9]{16}$")
 _ICON_SVG = (
@@ -48,9 +52,19 @@ _ICON_SVG = (
 LOCAL_ICON = "data:image/svg+xml;base64," + base64.b64encode(_ICON_SVG).decode()
 
 
+MAX_USER_DIR = 200
+
+
 def user_dir(area: Path, user: str) -> Path:
-    """The user's own folder in ``area``; the prefix keeps '.' and '..' harmless."""
-    return area / ("u-" + quote(user, safe="@+-_."))
+    """The user's own folder in ``area``; the prefix keeps '.' and '..' harmless.
+
+    A name whose encoding is over ``MAX_USER_DIR`` bytes (file systems stop at 255) gets a
+    folder named by its SHA-256 instead; the other prefix keeps both kinds apart.
+    """
+    encoded = quote(user, safe="@+-_.")
+    if len(encoded) > MAX_USER_DIR:
+        return area / ("h-" + hashlib.sha256(encoded.encode("ascii")).hexdigest())
+    return area / ("u-" + encoded)
 
 
 def default_crate(name: str = "") -> Json:
@@ -93,6 +107,30 @@ def _make_parents(target: Path) -> None:
         raise Conflict("a file stands where the path needs a folder", field="filename") from None
     if target.is_dir():
         raise Conflict("a folder already has this path", field="filename")
+
+
+def _fs_errors(field: str) -> Callable[[F], F]:
+    """Answer what the file system refuses for the caller's input as a problem, not a 500.
+
+    A name can pass ``relative_path`` and still be too long once the data folder's own path
+    is in front of it (``ENAMETOOLONG``); a full disk is the caller's 507, not our crash.
+    """
+
+    def wrap(fn: F) -> F:
+        @functools.wraps(fn)
+        def run(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return fn(*args, **kwargs)
+            except OSError as exc:
+                if exc.errno == errno.ENAMETOOLONG:
+                    raise BadRequest(f"{field} is too long for this storage", field=field) from exc
+                if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                    raise InsufficientStorage("the connector's data folder is full") from exc
+                raise
+
+        return run  # type: ignore[return-value]
+
+    return wrap
 
 
 def _prune_empty(path: Path, stop: Path) -> None:
@@ -261,6 +299,7 @@ class LocalArchive(_LocalBase):
         _, state = self._project(who, project_id)
         return [self._entry(p, i) for p, i in sorted(state["files"].items())]
 
+    @_fs_errors("filename")
     def store_file(self, who: Identity, project_id: str, upload: Upload) -> Json:
         name = relative_path(upload.filename, "filename")
         folder, state = self._project(who, project_id)
@@ -295,7 +334,7 @@ class LocalArchive(_LocalBase):
                 raise BadRequest("ro-crate-metadata.json is over 64 MiB", field="file")
         try:
             crate = json.loads(data)
-        except ValueError:
+        except (ValueError, RecursionError):
             raise BadRequest("ro-crate-metadata.json is not JSON", field="file") from None
         if not isinstance(crate, dict):
             raise BadRequest("ro-crate-metadata.json must hold a JSON object", field="file")
@@ -318,6 +357,7 @@ class LocalArchive(_LocalBase):
         name = self._known(state, file_id)
         return self._entry(name, state["files"][name])
 
+    @_fs_errors("filename")
     def update_file(self, who: Identity, project_id: str, file_id: str, changes: Json) -> Json:
         new = changes.get("filename") or changes.get("newfilename")
         with self._locked(who, project_id) as (folder, state):
@@ -380,6 +420,7 @@ class LocalStorage(_LocalBase):
             raise NotFound(f"nothing at /{path}", field="filepath")
         return target
 
+    @_fs_errors("filepath")
     def list_folder(self, who: Identity, path: str) -> list[str]:
         target = self._existing(who, path)
         if not target.is_dir():
@@ -392,6 +433,7 @@ class LocalStorage(_LocalBase):
             out.append(prefix + child.name + ("/" if child.is_dir() else ""))
         return out
 
+    @_fs_errors("filepath")
     def open_file(self, who: Identity, path: str, byte_range: str | None = None) -> Download:
         target = self._existing(who, path)
         if target.is_dir():
@@ -417,6 +459,7 @@ class LocalStorage(_LocalBase):
                 )
         return Download(iter_file(fh), size, filename=target.name, close=fh.close)
 
+    @_fs_errors("filepath")
     def store_file(self, who: Identity, path: str, upload: Upload) -> Json:
         if not path:
             raise BadRequest("filepath names the root folder, not a file", field="filepath")
@@ -425,6 +468,7 @@ class LocalStorage(_LocalBase):
         _write_atomic(root / path, meter, root / ".tmp")
         return {"filepath": f"/{path}", "size": meter.size, "checksum": f"md5:{meter.md5}"}
 
+    @_fs_errors("filepath")
     def move_file(self, who: Identity, path: str, new_path: str) -> Json:
         source = self._existing(who, path)
         if not path or not new_path:
@@ -436,6 +480,7 @@ class LocalStorage(_LocalBase):
         os.replace(source, target)
         return {"filepath": f"/{new_path}"}
 
+    @_fs_errors("filepath")
     def delete_file(self, who: Identity, path: str) -> None:
         if not path:
             raise BadRequest("the root folder cannot be deleted", field="filepath")
