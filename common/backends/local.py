@@ -37,8 +37,15 @@ from urllib.parse import quote
 
 from common.backends.base import Json, LoginFailed
 from common.config import Settings
-from common.errors import BadRequest, Conflict, InsufficientStorage, NotFound
+from common.errors import (
+    BadRequest,
+    Conflict,
+    InsufficientStorage,
+    NotFound,
+    PayloadTooLarge,
+)
 from common.identity import Identity
+from common.metadata import check_crate
 from common.paths import relative_path
 from common.streams import CHUNK_SIZE, Download, Upload, iter_file
 
@@ -156,13 +163,26 @@ def _login_check(root: Path) -> None:
 class _LocalBase:
     needs_token = False
 
-    def __init__(self, data_dir: str | Path, doi_prefix: str = "10.5072") -> None:
+    def __init__(
+        self,
+        data_dir: str | Path,
+        doi_prefix: str = "10.5072",
+        *,
+        max_crate_bytes: int = 10 * 1024 * 1024,
+    ) -> None:
         self.root = Path(data_dir).resolve()
         self.doi_prefix = doi_prefix
+        #: an uploaded ro-crate-metadata.json is the metadata, held in memory to parse it:
+        #: the same limit as a PATCH body (CONNECTOR_MAX_JSON_BYTES)
+        self.max_crate_bytes = max_crate_bytes
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Any:
-        return cls(settings.data_dir, settings.get("LOCAL_DOI_PREFIX", "10.5072") or "10.5072")
+        return cls(
+            settings.data_dir,
+            settings.get("LOCAL_DOI_PREFIX", "10.5072") or "10.5072",
+            max_crate_bytes=settings.max_json_bytes,
+        )
 
     def login(self) -> None:
         _login_check(self.root)
@@ -330,15 +350,15 @@ class LocalArchive(_LocalBase):
         meter = upload.meter()
         for chunk in meter:
             data += chunk
-            if len(data) > 64 * 1024 * 1024:
-                raise BadRequest("ro-crate-metadata.json is over 64 MiB", field="file")
+            if len(data) > self.max_crate_bytes:
+                raise PayloadTooLarge(
+                    f"ro-crate-metadata.json is over {self.max_crate_bytes} bytes", field="file"
+                )
         try:
             crate = json.loads(data)
         except (ValueError, RecursionError):
             raise BadRequest("ro-crate-metadata.json is not JSON", field="file") from None
-        if not isinstance(crate, dict):
-            raise BadRequest("ro-crate-metadata.json must hold a JSON object", field="file")
-        self.update_project(who, project_id, crate)
+        self.update_project(who, project_id, check_crate(crate, "file"))
         return {
             "id": CRATE_NAME,
             "filename": CRATE_NAME,
