@@ -29,6 +29,7 @@ from common.errors import (
     MethodNotAllowed,
     NotFound,
     PayloadTooLarge,
+    RequestHeaderFieldsTooLarge,
     UnsupportedMediaType,
     problem_body,
     problem_from_error,
@@ -269,7 +270,9 @@ def handle(the_route: Route, fn: Callable[[Call], Answer], request: Request) -> 
     call: Call | None = None
     try:
         params = _check_route(the_route, request)
-        call = Call(the_route, request, get_runtime(), params)
+        runtime = get_runtime()
+        _check_headers(request, runtime.settings.max_header_bytes)
+        call = Call(the_route, request, runtime, params)
         response = _to_response(fn(call))
     except ConnectorError as err:
         response = problem_response(err, request, request_id)
@@ -317,6 +320,16 @@ def _request_id(request: Request) -> str:
     if given and len(given) <= 128 and given.replace("-", "").isalnum():
         return given
     return uuid.uuid4().hex
+
+
+def _check_headers(request: Request, limit: int) -> None:
+    """Refuse header blocks over ``CONNECTOR_MAX_HEADER_BYTES`` (RDS sends a few hundred
+    bytes); the servers' own limits (gunicorn: 8190 bytes a field, 100 fields) come first."""
+    size = sum(len(k) + len(v) + 4 for k, v in request.headers.items())
+    if size > limit:
+        raise RequestHeaderFieldsTooLarge(
+            f"the request's headers are over {limit} bytes", field="headers"
+        )
 
 
 def _check_route(the_route: Route, request: Request) -> dict[str, str]:

@@ -66,7 +66,27 @@ SCHEMAS: dict[str, Json] = {
     },
     "Metadata": {
         "type": "object",
-        "description": "The project's metadata: the whole RO-Crate 1.1 JSON-LD document.",
+        "description": (
+            "The project's metadata: the whole RO-Crate 1.1 JSON-LD document. Checked for "
+            "its shape only (@context, @graph of entities with @id); the archive backend "
+            "reads the root dataset."
+        ),
+        "properties": {
+            "@context": {},
+            "@graph": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "properties": {"@id": {"type": "string"}},
+                    "required": ["@id"],
+                },
+            },
+        },
+        "required": ["@context", "@graph"],
+    },
+    "NoMetadata": {
+        "description": "No metadata: null, or an empty object as upstream's example sends.",
+        "anyOf": [{"type": "null"}, {"type": "object", "maxProperties": 0}],
     },
     "Project": {
         "type": "object",
@@ -180,10 +200,10 @@ _FILES_UPLOAD["content"][FORM] = {
 
 _BODIES: dict[str, Json | None] = {
     "projects_list": _json_body(),
-    "project_create": _json_body({"metadata": {"anyOf": [_ref("Metadata"), {"type": "null"}]}}),
+    "project_create": _json_body({"metadata": {"anyOf": [_ref("Metadata"), _ref("NoMetadata")]}}),
     "project_get": _json_body(),
     "project_update": _json_body(
-        {"metadata": {"anyOf": [_ref("Metadata"), {"type": "null"}]}}, ("metadata",)
+        {"metadata": {"anyOf": [_ref("Metadata"), _ref("NoMetadata")]}}, ("metadata",)
     ),
     "project_publish": _json_body(),
     "project_delete": _json_body(),
@@ -300,6 +320,7 @@ _ERRORS = {
     409: "The resource's state forbids it (published project, existing target)",
     413: "A body, form field or part is over its limit",
     415: "The body's content type is not one this operation reads",
+    431: "The request's headers are over CONNECTOR_MAX_HEADER_BYTES",
     500: "A bug; the body carries only a request id to find the log line",
     501: "Not available in this version (passive transfer)",
     502: "The outside service answered in a way we cannot use",
@@ -311,8 +332,8 @@ _ERRORS = {
 
 def _error_codes(r: Route) -> list[int]:
     if r.interface == INIT:
-        return [500, 503]
-    codes = [400, 401, 404, 413, 415, 500, 502, 503, 504]
+        return [431, 500, 503]
+    codes = [400, 401, 404, 413, 415, 431, 500, 502, 503, 504]
     if r.method != "GET":
         codes.append(409)
     if r.name in ("files_upload", "storage_file_post"):
