@@ -16,7 +16,13 @@ from urllib.parse import quote
 
 import requests
 
-from common.errors import BadRequest, Unauthorized, UpstreamError, UpstreamUnavailable
+from common.errors import (
+    BadRequest,
+    Unauthorized,
+    UpstreamError,
+    UpstreamTimeout,
+    UpstreamUnavailable,
+)
 
 _ABSENT = (None, "", "None", "null")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
@@ -96,10 +102,18 @@ def lookup_token(
     url = f"{port_service_url}/user/{quote(user, safe='')}/service/{quote(servicename, safe='')}"
     try:
         resp = session.get(url, timeout=timeout)
+    except requests.Timeout as exc:
+        raise UpstreamTimeout("the Port service did not answer the token lookup in time") from exc
     except requests.RequestException as exc:
         raise UpstreamUnavailable(
             "the Port service cannot be reached for the user's token"
         ) from exc
+    if resp.status_code in (429, 502, 503, 504):
+        retry = resp.headers.get("Retry-After", "")
+        raise UpstreamUnavailable(
+            f"the Port service answered {resp.status_code} to the token lookup; try again later",
+            headers={"Retry-After": retry} if retry.isdigit() and len(retry) < 6 else None,
+        )
     if resp.status_code in (401, 403, 404):
         raise Unauthorized(
             f"no token of {servicename} is stored for this user; authorize the service in RDS",
