@@ -23,6 +23,7 @@ import requests
 import schemathesis
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
+from hypothesis.configuration import set_hypothesis_home_dir
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import (
     content_type_conformance,
@@ -55,15 +56,16 @@ CHECKS = [
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "20"))
 
 
+def _put_seed_file(s: requests.Session, url: str, field: str, name: str) -> None:
+    s.post(
+        url, data={"userId": UID, field: name}, files={"file": ("seed.txt", b"seed")}, timeout=30
+    ).raise_for_status()
+
+
 def _draft(base: str, s: requests.Session) -> str:
     """A new draft project holding ``dir/seed.txt``."""
     pid = s.post(f"{base}/metadata/project", json={"userId": UID}, timeout=30).json()["projectId"]
-    s.post(
-        f"{base}/metadata/project/{pid}/files",
-        data={"userId": UID, "filename": "dir/seed.txt"},
-        files={"file": ("seed.txt", b"seed")},
-        timeout=30,
-    ).raise_for_status()
+    _put_seed_file(s, f"{base}/metadata/project/{pid}/files", "filename", "dir/seed.txt")
     return pid
 
 
@@ -75,12 +77,7 @@ def _seed(base: str) -> dict[str, str]:
     s.put(
         f"{base}/metadata/project/{published['projectId']}", json={"userId": UID}, timeout=30
     ).raise_for_status()
-    s.post(
-        f"{base}/storage/file",
-        data={"userId": UID, "filepath": "/dir/seed.txt"},
-        files={"file": ("seed.txt", b"seed")},
-        timeout=30,
-    ).raise_for_status()
+    _put_seed_file(s, f"{base}/storage/file", "filepath", "/dir/seed.txt")
     return {
         "project": pid,
         "published": published["projectId"],
@@ -136,6 +133,7 @@ def _fuzz(operation, base: str, seed: dict[str, str], session: requests.Session)
 
 @pytest.mark.slow
 def test_every_operation_answers_within_the_document(tmp_path) -> None:
+    set_hypothesis_home_dir(tmp_path / "hypothesis")  # not .hypothesis/ in the work tree
     env = {"CONNECTOR_DATA_DIR": str(tmp_path / "data"), "CONNECTOR_CONFIG": ""}
     with router_process(env) as router:
         schema = schemathesis.openapi.from_url(router.url + "/openapi.yaml", timeout=30)
