@@ -7,7 +7,9 @@ conform to the document (status code, content type, body schema, headers). Gener
 ``userId``s are mostly garbage (401s teach little), so part of the cases get a valid one,
 an existing project or file, to reach the backend.
 
-Bounded for CI: ``FUZZ_EXAMPLES`` per operation (default 20), no deadline, no example
+Each operation runs in schemathesis' positive mode (valid per the document) and, when it
+takes input, in negative mode (invalid bodies and ids: still no 5xx, still documented).
+Bounded for CI: ``FUZZ_EXAMPLES`` per operation (default 20; half for negative), no deadline, no example
 database, derandomized (the same cases every run) unless ``FUZZ_RANDOM=1`` asks for fresh
 ones -- use that to hunt, then pin what it finds as a test of its own.
 """
@@ -24,6 +26,7 @@ import schemathesis
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from hypothesis.configuration import set_hypothesis_home_dir
+from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import (
     content_type_conformance,
@@ -107,10 +110,10 @@ def _steer(case, seed: dict[str, str], choice: int) -> None:
             case.body["filepath"] = "/" + seed["file"]
 
 
-def _fuzz(operation, base: str, seed: dict[str, str], session: requests.Session) -> None:
-    @given(case=operation.as_strategy(), choice=st.integers(0, 3))
+def _fuzz(operation, mode, examples: int, base: str, seed: dict, session: requests.Session) -> None:
+    @given(case=operation.as_strategy(mode), choice=st.integers(0, 3))
     @settings(
-        max_examples=EXAMPLES,
+        max_examples=examples,
         deadline=None,
         database=None,
         derandomize=os.environ.get("FUZZ_RANDOM") != "1",
@@ -150,10 +153,15 @@ def test_every_operation_answers_within_the_document(tmp_path) -> None:
         for result in schema.get_all_operations():
             operation = result.ok()
             tested.append(operation.label)
-            try:
-                _fuzz(operation, router.url, seed, session)
-            except (Exception, BaseExceptionGroup) as exc:  # noqa: BLE001 - collect all, then fail
-                failures[operation.label] = str(exc)[:3000]
+            runs = [(GenerationMode.POSITIVE, EXAMPLES)]
+            if "requestBody" in operation.definition.raw or operation.path_parameters:
+                # invalid bodies and ids too: they must be answered within the document as well
+                runs.append((GenerationMode.NEGATIVE, max(1, EXAMPLES // 2)))
+            for mode, examples in runs:
+                try:
+                    _fuzz(operation, mode, examples, router.url, seed, session)
+                except (Exception, BaseExceptionGroup) as exc:  # noqa: BLE001 - collect all
+                    failures[f"{operation.label} ({mode.value})"] = str(exc)[:3000]
         # every documented operation but the document itself (schemathesis skips its own URL)
         assert len(tested) == 20
         # the steering works: every method got past the gates some of the time
