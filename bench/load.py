@@ -1,7 +1,7 @@
 """Load test: the router as deployed (gunicorn, --preload) on loopback, 50 clients syncing.
 
 Starts ``gunicorn --preload 'local_router:create_app()'`` with the Dockerfile's workers and
-threads on 127.0.0.1 and the local backend in a temporary folder, then runs N client threads
+threads (through ``deploy/gunicorn_conf.py`` where the image uses it) on 127.0.0.1 and the local backend in a temporary folder, then runs N client threads
 for a bounded time. Each client repeats the sync workflow RDS Layer 2 drives: create a
 project, PATCH its RO-Crate, upload a few small files, list them, publish. A few uploads are
 100 MiB. Every multipart body is built and streamed by the client itself with an explicit
@@ -41,6 +41,7 @@ from pathlib import Path
 import requests
 
 ROOT = Path(__file__).resolve().parents[1]
+GUNICORN_CONF = ROOT / "deploy" / "gunicorn_conf.py"
 MIB = 1024 * 1024
 USER = "load@cloud.example.org"
 CRATE = {
@@ -220,21 +221,20 @@ def start_gunicorn(port: int, data_dir: str, workers: int, threads: int) -> subp
     }
     for name in ("CENTRAL_SERVICE_TOKEN_STORAGE", "USE_CASE_SERVICE_PORT_SERVICE"):
         env.pop(name, None)
-    cmd = [
-        sys.executable,
-        "-m",
-        "gunicorn",
-        "--preload",
-        "--bind",
-        f"127.0.0.1:{port}",
-        "--workers",
-        str(workers),
-        "--threads",
-        str(threads),
-        "--timeout",
-        "0",
-        "local_router:create_app()",
-    ]
+    cmd = [sys.executable, "-m", "gunicorn", "--preload"]
+    if GUNICORN_CONF.exists():  # the image's start command reads its settings from there
+        env.update(
+            HOST="127.0.0.1",
+            PORT=str(port),
+            GUNICORN_WORKERS=str(workers),
+            GUNICORN_THREADS=str(threads),
+            GUNICORN_TIMEOUT="0",
+        )
+        cmd += ["--config", str(GUNICORN_CONF.relative_to(ROOT))]
+    else:
+        cmd += ["--bind", f"127.0.0.1:{port}", "--workers", str(workers)]
+        cmd += ["--threads", str(threads), "--timeout", "0"]
+    cmd.append("local_router:create_app()")
     log = open(Path(data_dir) / "gunicorn.log", "w+b")  # noqa: SIM115 - a pipe could fill
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stderr=log)
     deadline = time.monotonic() + 60

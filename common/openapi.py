@@ -105,6 +105,18 @@ SCHEMAS: dict[str, Json] = {
         "required": ["id", "filename"],
         "x-rds-deviation": "upstream's `content` is never sent; `size` and `checksum` added",
     },
+    "PulledFile": {
+        "type": "object",
+        "description": "One file of a passive-mode pull and what became of it.",
+        "properties": {
+            "filename": {"type": "string"},
+            "source": {"type": "string"},
+            "size": {"type": ["integer", "null"]},
+            "md5": {"type": "string"},
+            "status": {"enum": ["stored", "skipped", "failed"]},
+        },
+        "required": ["filename", "status"],
+    },
     "StoredFile": {
         "type": "object",
         "properties": {
@@ -194,7 +206,8 @@ _FILES_UPLOAD["content"][FORM] = {
     },
     "x-rds-deviation": (
         "passive mode: upstream puts `folder` in the multipart form; real RDS POSTs a plain "
-        "form with folder, service, username, userId. Not available yet (501)."
+        "form with folder, service, username, userId, and the connector pulls the folder "
+        "from `service` itself (501 where this version cannot)"
     ),
 }
 
@@ -263,7 +276,22 @@ _ANSWERS: dict[str, Json] = {
     },
     "project_delete": {"204": {"description": "Deleted"}},
     "files_list": {"200": _ok({"type": "array", "items": _ref("File")})},
-    "files_upload": {"200": _ok(_files_answer("File"), "Every file part stored")},
+    "files_upload": {
+        "200": _ok(
+            {
+                "type": "object",
+                "properties": {
+                    "success": {"const": True},
+                    "files": {
+                        "type": "array",
+                        "items": {"anyOf": [_ref("File"), _ref("PulledFile")]},
+                    },
+                },
+                "required": ["success", "files"],
+            },
+            "Every file part stored (active), or every file of the folder pulled (passive)",
+        )
+    },
     "files_delete": {"200": _ok(_ref("Success"))},
     "file_get": {"200": _ok(_ref("File"))},
     "file_update": {"200": _ok(_ref("File"))},
@@ -316,6 +344,7 @@ _ANSWERS: dict[str, Json] = {
 _ERRORS = {
     400: "A field is missing or malformed (the problem's `field` names it)",
     401: "userId is missing, malformed, for another service, or has no usable token",
+    403: "username names another user than userId (passive mode)",
     404: "No such project, file or path (or this deployment does not serve the interface)",
     409: "The resource's state forbids it (published project, existing target)",
     413: "A body, form field or part is over its limit",
@@ -332,14 +361,14 @@ _ERRORS = {
 
 def _error_codes(r: Route) -> list[int]:
     if r.interface == INIT:
-        return [431, 500, 503]
+        return [401, 431, 500, 503]  # 401: caller authentication, where it is turned on
     codes = [400, 401, 404, 413, 415, 431, 500, 502, 503, 504]
     if r.method != "GET":
         codes.append(409)
     if r.name in ("files_upload", "storage_file_post"):
         codes.append(507)
     if r.name == "files_upload":
-        codes.append(501)
+        codes += [403, 501]
     return sorted(codes)
 
 
