@@ -27,6 +27,7 @@ from common.backends.base import LoginFailed
 from common.errors import PROBLEM_CONTENT_TYPE, ConfigError, problem_body
 from common.http import json_response
 from common.init import run_init
+from common.openapi import render as render_openapi
 from common.registry import RegistrationFailed
 from common.routes import ROUTES, Route, routes_for
 from common.runtime import Runtime, set_runtime
@@ -69,7 +70,8 @@ def _problem(err: HTTPException) -> Response:
 
 
 def build_app(runtime: Runtime) -> Flask:
-    """One Flask app serving the routes of the configured interfaces, plus probes."""
+    """One Flask app serving the routes of the configured interfaces, plus probes and the
+    OpenAPI document of exactly those interfaces."""
     set_runtime(runtime)
     app = Flask("rds_connector")
     app.url_map.strict_slashes = False
@@ -87,6 +89,12 @@ def build_app(runtime: Runtime) -> Flask:
     def _metrics() -> Response:
         text, content_type = metrics.render()
         return Response(text, content_type=content_type)
+
+    document = render_openapi(runtime.settings.interfaces)
+
+    @app.get("/openapi.yaml")
+    def _openapi() -> Response:
+        return Response(document, content_type="application/yaml; charset=utf-8")
 
     @app.get("/healthz")
     def _healthz() -> Response:

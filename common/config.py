@@ -52,6 +52,7 @@ class Settings:
     file_transfer_mode: int = 0
     file_transfer_archive: int = 0
     max_json_bytes: int = 10 * 1024 * 1024
+    max_header_bytes: int = 64 * 1024
     connect_timeout: float = 10.0
     read_timeout: float = 600.0
     # Caller authentication (common/caller_auth.py): none | bearer | google.
@@ -235,6 +236,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         file_transfer_mode=_int(src, "CONNECTOR_FILE_TRANSFER_MODE", 0, 0, 2),
         file_transfer_archive=_int(src, "CONNECTOR_FILE_TRANSFER_ARCHIVE", 0, 0, 1),
         max_json_bytes=_int(src, "CONNECTOR_MAX_JSON_BYTES", 10 * 1024 * 1024, 1024, 2**31),
+        max_header_bytes=_int(src, "CONNECTOR_MAX_HEADER_BYTES", 64 * 1024, 1024, 2**24),
         connect_timeout=_float(src, "CONNECTOR_CONNECT_TIMEOUT", 10.0),
         read_timeout=_float(src, "CONNECTOR_READ_TIMEOUT", 600.0),
         **_caller_auth(src),

@@ -69,6 +69,10 @@ class UnsupportedMediaType(ConnectorError):
     status, title, slug = 415, "Unsupported media type", "unsupported-media-type"
 
 
+class RequestHeaderFieldsTooLarge(ConnectorError):
+    status, title, slug = 431, "Request header fields too large", "headers-too-large"
+
+
 class UnprocessableContent(ConnectorError):
     status, title, slug = 422, "Unprocessable content", "unprocessable"
 

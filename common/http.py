@@ -30,6 +30,7 @@ from common.errors import (
     MethodNotAllowed,
     NotFound,
     PayloadTooLarge,
+    RequestHeaderFieldsTooLarge,
     UnsupportedMediaType,
     problem_body,
     problem_from_error,
@@ -122,6 +123,8 @@ class Call:
             data = json.loads(raw)
         except (ValueError, UnicodeDecodeError):
             raise BadRequest("the body is not valid JSON", field="body") from None
+        except RecursionError:  # "[[[[..." a few hundred thousand deep, well under the size limit
+            raise BadRequest("the body's JSON is nested too deeply", field="body") from None
         if not isinstance(data, dict):
             raise BadRequest("the body must be a JSON object", field="body")
         return data
@@ -270,6 +273,7 @@ def handle(the_route: Route, fn: Callable[[Call], Answer], request: Request) -> 
         runtime = get_runtime()
         check_caller(runtime.settings, request)  # 401 before anything else is looked at
         params = _check_route(the_route, request)
+        _check_headers(request, runtime.settings.max_header_bytes)
         call = Call(the_route, request, runtime, params)
         response = _to_response(fn(call))
     except ConnectorError as err:
@@ -318,6 +322,16 @@ def _request_id(request: Request) -> str:
     if given and len(given) <= 128 and given.replace("-", "").isalnum():
         return given
     return uuid.uuid4().hex
+
+
+def _check_headers(request: Request, limit: int) -> None:
+    """Refuse header blocks over ``CONNECTOR_MAX_HEADER_BYTES`` (RDS sends a few hundred
+    bytes); the servers' own limits (gunicorn: 8190 bytes a field, 100 fields) come first."""
+    size = sum(len(k) + len(v) + 4 for k, v in request.headers.items())
+    if size > limit:
+        raise RequestHeaderFieldsTooLarge(
+            f"the request's headers are over {limit} bytes", field="headers"
+        )
 
 
 def _check_route(the_route: Route, request: Request) -> dict[str, str]:

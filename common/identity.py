@@ -16,7 +16,13 @@ from urllib.parse import quote
 
 import requests
 
-from common.errors import BadRequest, Unauthorized, UpstreamError, UpstreamUnavailable
+from common.errors import (
+    BadRequest,
+    Unauthorized,
+    UpstreamError,
+    UpstreamTimeout,
+    UpstreamUnavailable,
+)
 
 _ABSENT = (None, "", "None", "null")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
@@ -42,13 +48,22 @@ class Identity:
         return self.token
 
 
+def _is_text(value: str) -> bool:
+    """False for strings no UTF-8 can carry (lone surrogates, which JSON's \\udXXX allows)."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def parse_user_id(value: object, servicename: str, api_key: object = None) -> Identity:
     """Parse ``userId`` in session or bare form (``apiKey`` may carry the secret)."""
     if value in _ABSENT:
         raise Unauthorized("userId is missing", field="userId")
     if not isinstance(value, str):
         raise Unauthorized("userId must be a string", field="userId")
-    if len(value) > MAX_USER_ID or _CONTROL.search(value):
+    if len(value) > MAX_USER_ID or _CONTROL.search(value) or not _is_text(value):
         raise Unauthorized("userId is malformed", field="userId")
     service = None
     secret: str | None = None
@@ -87,10 +102,18 @@ def lookup_token(
     url = f"{port_service_url}/user/{quote(user, safe='')}/service/{quote(servicename, safe='')}"
     try:
         resp = session.get(url, timeout=timeout)
+    except requests.Timeout as exc:
+        raise UpstreamTimeout("the Port service did not answer the token lookup in time") from exc
     except requests.RequestException as exc:
         raise UpstreamUnavailable(
             "the Port service cannot be reached for the user's token"
         ) from exc
+    if resp.status_code in (429, 502, 503, 504):
+        retry = resp.headers.get("Retry-After", "")
+        raise UpstreamUnavailable(
+            f"the Port service answered {resp.status_code} to the token lookup; try again later",
+            headers={"Retry-After": retry} if retry.isdigit() and len(retry) < 6 else None,
+        )
     if resp.status_code in (401, 403, 404):
         raise Unauthorized(
             f"no token of {servicename} is stored for this user; authorize the service in RDS",

@@ -1,24 +1,54 @@
-"""The ``metadata`` field of metadata requests: the whole RO-Crate, or nothing."""
+"""The ``metadata`` field of metadata requests: the whole RO-Crate, or nothing.
+
+Only a light structural check happens here, the same for every archive backend: the value
+must be an RO-Crate-shaped JSON-LD object (``@context`` and an ``@graph`` list of objects
+that each have an ``@id``). What the crate *says* -- which entity is the root, whether it
+names a title or creators -- is the archive backend's business (``common.rocrate``), so a
+crate with no root passes here; the local backend stores it as sent. JSON cannot hold a
+cycle; ``@id`` references that form one are fine here, since nothing follows them.
+
+This module imports no web framework at run time, so backends may use ``check_crate``.
+"""
 
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from common.errors import BadRequest
-from common.http import Call
+
+if TYPE_CHECKING:
+    from common.http import Call
+
+
+def check_crate(value: object, field: str = "metadata") -> dict[str, Any]:
+    """``value`` if it is RO-Crate-shaped JSON-LD; a 400 naming ``field`` says what is not."""
+    if not isinstance(value, dict):
+        raise BadRequest(f"{field} must be a JSON object (the RO-Crate)", field=field)
+    if "@context" not in value:
+        raise BadRequest(f"{field} is not JSON-LD: it has no @context", field=field)
+    graph = value.get("@graph")
+    if not isinstance(graph, list):
+        raise BadRequest(f"{field} is not an RO-Crate: @graph must be a list", field=field)
+    for entity in graph:
+        if not isinstance(entity, dict) or not isinstance(entity.get("@id"), str):
+            raise BadRequest(
+                f"{field} is not an RO-Crate: every @graph entry needs an @id", field=field
+            )
+    return value
 
 
 def metadata_field(call: Call) -> dict[str, Any] | None:
-    """``metadata`` as a JSON object (a JSON string holding one is accepted), or ``None``."""
+    """``metadata`` as an RO-Crate (a JSON string holding one is accepted), or ``None``.
+
+    ``null``, ``""`` and ``{}`` (upstream's example sends an empty object) mean "none".
+    """
     value = call.fields.get("metadata")
-    if value in (None, ""):
+    if value in (None, "", {}):
         return None
     if isinstance(value, str):
         try:
             value = json.loads(value)
-        except ValueError:
+        except (ValueError, RecursionError):
             raise BadRequest("metadata is not JSON", field="metadata") from None
-    if not isinstance(value, dict):
-        raise BadRequest("metadata must be a JSON object (the RO-Crate)", field="metadata")
-    return value
+    return check_crate(value)

@@ -40,6 +40,12 @@ def test_wrong_method_is_405_problem_with_allow(client) -> None:
         {"userId": None},
         {"userId": "port-local://"},
         {"userId": ["a"]},
+        {"userId": "port-local://:tok"},
+        {"userId": "alice\nX-Injected: 1"},
+        {"userId": "a" * 5000},
+        {"userId": 7},
+        {"userId": {"user": "alice"}},
+        {"userId": "Port-Local://alice:tok"},
     ],
 )
 def test_missing_or_unparsable_credentials_are_401(client, body) -> None:

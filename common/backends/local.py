@@ -18,7 +18,10 @@ test prefix: these identifiers resolve nowhere).
 from __future__ import annotations
 
 import base64
+import errno
 import fcntl
+import functools
+import hashlib
 import json
 import os
 import re
@@ -26,19 +29,27 @@ import secrets
 import shutil
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import quote
 
 from common.backends.base import Json, LoginFailed
 from common.config import Settings
-from common.errors import BadRequest, Conflict, NotFound
+from common.errors import (
+    BadRequest,
+    Conflict,
+    InsufficientStorage,
+    NotFound,
+    PayloadTooLarge,
+)
 from common.identity import Identity
+from common.metadata import check_crate
 from common.paths import relative_path
 from common.streams import CHUNK_SIZE, Download, Upload, iter_file
 
+F = TypeVar("F", bound=Callable[..., Any])
 CRATE_NAME = "ro-crate-metadata.json"
 _PROJECT_ID = re.compile(r"^[a-f0-9]{16}$")
 _ICON_SVG = (
@@ -48,9 +59,19 @@ _ICON_SVG = (
 LOCAL_ICON = "data:image/svg+xml;base64," + base64.b64encode(_ICON_SVG).decode()
 
 
+MAX_USER_DIR = 200
+
+
 def user_dir(area: Path, user: str) -> Path:
-    """The user's own folder in ``area``; the prefix keeps '.' and '..' harmless."""
-    return area / ("u-" + quote(user, safe="@+-_."))
+    """The user's own folder in ``area``; the prefix keeps '.' and '..' harmless.
+
+    A name whose encoding is over ``MAX_USER_DIR`` bytes (file systems stop at 255) gets a
+    folder named by its SHA-256 instead; the other prefix keeps both kinds apart.
+    """
+    encoded = quote(user, safe="@+-_.")
+    if len(encoded) > MAX_USER_DIR:
+        return area / ("h-" + hashlib.sha256(encoded.encode("ascii")).hexdigest())
+    return area / ("u-" + encoded)
 
 
 def default_crate(name: str = "") -> Json:
@@ -95,6 +116,30 @@ def _make_parents(target: Path) -> None:
         raise Conflict("a folder already has this path", field="filename")
 
 
+def _fs_errors(field: str) -> Callable[[F], F]:
+    """Answer what the file system refuses for the caller's input as a problem, not a 500.
+
+    A name can pass ``relative_path`` and still be too long once the data folder's own path
+    is in front of it (``ENAMETOOLONG``); a full disk is the caller's 507, not our crash.
+    """
+
+    def wrap(fn: F) -> F:
+        @functools.wraps(fn)
+        def run(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return fn(*args, **kwargs)
+            except OSError as exc:
+                if exc.errno == errno.ENAMETOOLONG:
+                    raise BadRequest(f"{field} is too long for this storage", field=field) from exc
+                if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                    raise InsufficientStorage("the connector's data folder is full") from exc
+                raise
+
+        return run  # type: ignore[return-value]
+
+    return wrap
+
+
 def _prune_empty(path: Path, stop: Path) -> None:
     """Remove empty folders from ``path`` up to (not including) ``stop``."""
     while path != stop and stop in path.parents:
@@ -118,13 +163,26 @@ def _login_check(root: Path) -> None:
 class _LocalBase:
     needs_token = False
 
-    def __init__(self, data_dir: str | Path, doi_prefix: str = "10.5072") -> None:
+    def __init__(
+        self,
+        data_dir: str | Path,
+        doi_prefix: str = "10.5072",
+        *,
+        max_crate_bytes: int = 10 * 1024 * 1024,
+    ) -> None:
         self.root = Path(data_dir).resolve()
         self.doi_prefix = doi_prefix
+        #: an uploaded ro-crate-metadata.json is the metadata, held in memory to parse it:
+        #: the same limit as a PATCH body (CONNECTOR_MAX_JSON_BYTES)
+        self.max_crate_bytes = max_crate_bytes
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Any:
-        return cls(settings.data_dir, settings.get("LOCAL_DOI_PREFIX", "10.5072") or "10.5072")
+        return cls(
+            settings.data_dir,
+            settings.get("LOCAL_DOI_PREFIX", "10.5072") or "10.5072",
+            max_crate_bytes=settings.max_json_bytes,
+        )
 
     def login(self) -> None:
         _login_check(self.root)
@@ -261,6 +319,7 @@ class LocalArchive(_LocalBase):
         _, state = self._project(who, project_id)
         return [self._entry(p, i) for p, i in sorted(state["files"].items())]
 
+    @_fs_errors("filename")
     def store_file(self, who: Identity, project_id: str, upload: Upload) -> Json:
         name = relative_path(upload.filename, "filename")
         folder, state = self._project(who, project_id)
@@ -291,15 +350,15 @@ class LocalArchive(_LocalBase):
         meter = upload.meter()
         for chunk in meter:
             data += chunk
-            if len(data) > 64 * 1024 * 1024:
-                raise BadRequest("ro-crate-metadata.json is over 64 MiB", field="file")
+            if len(data) > self.max_crate_bytes:
+                raise PayloadTooLarge(
+                    f"ro-crate-metadata.json is over {self.max_crate_bytes} bytes", field="file"
+                )
         try:
             crate = json.loads(data)
-        except ValueError:
+        except (ValueError, RecursionError):
             raise BadRequest("ro-crate-metadata.json is not JSON", field="file") from None
-        if not isinstance(crate, dict):
-            raise BadRequest("ro-crate-metadata.json must hold a JSON object", field="file")
-        self.update_project(who, project_id, crate)
+        self.update_project(who, project_id, check_crate(crate, "file"))
         return {
             "id": CRATE_NAME,
             "filename": CRATE_NAME,
@@ -318,6 +377,7 @@ class LocalArchive(_LocalBase):
         name = self._known(state, file_id)
         return self._entry(name, state["files"][name])
 
+    @_fs_errors("filename")
     def update_file(self, who: Identity, project_id: str, file_id: str, changes: Json) -> Json:
         new = changes.get("filename") or changes.get("newfilename")
         with self._locked(who, project_id) as (folder, state):
@@ -380,6 +440,7 @@ class LocalStorage(_LocalBase):
             raise NotFound(f"nothing at /{path}", field="filepath")
         return target
 
+    @_fs_errors("filepath")
     def list_folder(self, who: Identity, path: str) -> list[str]:
         target = self._existing(who, path)
         if not target.is_dir():
@@ -392,6 +453,7 @@ class LocalStorage(_LocalBase):
             out.append(prefix + child.name + ("/" if child.is_dir() else ""))
         return out
 
+    @_fs_errors("filepath")
     def open_file(self, who: Identity, path: str, byte_range: str | None = None) -> Download:
         target = self._existing(who, path)
         if target.is_dir():
@@ -417,6 +479,7 @@ class LocalStorage(_LocalBase):
                 )
         return Download(iter_file(fh), size, filename=target.name, close=fh.close)
 
+    @_fs_errors("filepath")
     def store_file(self, who: Identity, path: str, upload: Upload) -> Json:
         if not path:
             raise BadRequest("filepath names the root folder, not a file", field="filepath")
@@ -425,6 +488,7 @@ class LocalStorage(_LocalBase):
         _write_atomic(root / path, meter, root / ".tmp")
         return {"filepath": f"/{path}", "size": meter.size, "checksum": f"md5:{meter.md5}"}
 
+    @_fs_errors("filepath")
     def move_file(self, who: Identity, path: str, new_path: str) -> Json:
         source = self._existing(who, path)
         if not path or not new_path:
@@ -436,6 +500,7 @@ class LocalStorage(_LocalBase):
         os.replace(source, target)
         return {"filepath": f"/{new_path}"}
 
+    @_fs_errors("filepath")
     def delete_file(self, who: Identity, path: str) -> None:
         if not path:
             raise BadRequest("the root folder cannot be deleted", field="filepath")
