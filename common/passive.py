@@ -9,9 +9,10 @@ callers build), or in-process when this deployment serves that storage itself --
 file is streamed into the project, its size known from the download's Content-Length.
 
 Each file is reported with size, MD5 and status (stored, skipped, failed); one failure
-does not stop the others, and the answer is a 502 problem listing them when any failed,
-because RDS Layer 2 treats every status below 300 as success. A file already in the project
-with the same name, size and MD5 is skipped, so a re-run resumes where one broke off.
+does not stop the others, and the answer is a problem listing them when any failed (the
+4xx every failure shares, else 502), because RDS Layer 2 treats every status below 300 as
+success. A file already in the project with the same name, size and MD5 is skipped, so a
+re-run resumes where one broke off.
 Before any byte moves, the archive's optional ``check_batch`` sees the whole run (file
 count; sizes are checked per file), so a run the record cannot hold is refused whole.
 Like the Exporter, the storage is asked with the bare user first (it looks up the token
