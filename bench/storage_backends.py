@@ -23,24 +23,14 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchlib import start_webdav  # noqa: E402
+
 from common.backends.s3 import MiB, S3Storage  # noqa: E402
 from common.backends.webdav import WebDAVStorage  # noqa: E402
 from common.config import load_settings  # noqa: E402
 from common.identity import Identity  # noqa: E402
 from common.streams import Upload  # noqa: E402
 from tests.support.servers import free_port, wait_for_port  # noqa: E402
-
-WEBDAV_SERVER = """
-import sys, time
-from pathlib import Path
-from tests.support.webdav import WebDAVServer
-server = WebDAVServer(Path(sys.argv[1]), {"alice": ("tok", "pw")})
-server.server.port = int(sys.argv[2])
-server.server.url = f"http://127.0.0.1:{sys.argv[2]}"
-server.start()
-while True:
-    time.sleep(3600)
-"""
 
 
 def pattern(total: int) -> Iterator[bytes]:
@@ -86,14 +76,9 @@ def main() -> None:
     procs: list[subprocess.Popen] = []
     try:
         with tempfile.TemporaryDirectory() as tmp:
-            dav_port, s3_port = free_port(), free_port()
-            procs.append(
-                subprocess.Popen(
-                    [sys.executable, "-c", WEBDAV_SERVER, tmp, str(dav_port)],
-                    cwd=ROOT,
-                    stderr=subprocess.DEVNULL,
-                )
-            )
+            s3_port = free_port()
+            dav_proc, dav_url = start_webdav(Path(tmp), "tok", Path(tmp) / "webdav.log")
+            procs.append(dav_proc)
             procs.append(
                 subprocess.Popen(
                     [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(s3_port)],
@@ -101,9 +86,8 @@ def main() -> None:
                     stdout=subprocess.DEVNULL,
                 )
             )
-            for port, proc in zip((dav_port, s3_port), procs, strict=True):
-                wait_for_port(port, proc=proc)
-            dav = WebDAVStorage(f"http://127.0.0.1:{dav_port}", system="nextcloud")
+            wait_for_port(s3_port, proc=procs[-1])
+            dav = WebDAVStorage(dav_url, system="nextcloud")
             measure("webdav", dav, Identity("alice", "tok"), total)
             settings = load_settings(
                 {

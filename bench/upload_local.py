@@ -13,7 +13,6 @@ import argparse
 import hashlib
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -21,13 +20,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import requests
+from benchlib import CHUNK, children, multipart_body, peak_rss_kib, start_gunicorn, stop
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from tests.support.servers import free_port, wait_for_port  # noqa: E402
-
-CHUNK = 1024 * 1024
 BLOCK = os.urandom(CHUNK)
 
 
@@ -39,97 +33,25 @@ def payload(size: int) -> Iterator[bytes]:
         left -= n
 
 
-class MultipartBody:
-    """A multipart body streamed from a generator, with its exact length (like RDS's Exporter)."""
-
-    def __init__(self, fields: dict[str, str], filename: str, size: int) -> None:
-        self.boundary = "rdsbench" + os.urandom(8).hex()
-        head = b"".join(
-            f'--{self.boundary}\r\nContent-Disposition: form-data; name="{k}"\r\n\r\n{v}\r\n'.encode()
-            for k, v in fields.items()
-        )
-        head += (
-            f'--{self.boundary}\r\nContent-Disposition: form-data; name="file"; '
-            f'filename="{filename}"\r\nContent-Type: application/octet-stream\r\n\r\n'
-        ).encode()
-        self.head, self.tail, self.size = head, f"\r\n--{self.boundary}--\r\n".encode(), size
-
-    def __len__(self) -> int:
-        return len(self.head) + self.size + len(self.tail)
-
-    def __iter__(self) -> Iterator[bytes]:
-        yield self.head
-        yield from payload(self.size)
-        yield self.tail
-
-    @property
-    def content_type(self) -> str:
-        return f"multipart/form-data; boundary={self.boundary}"
-
-
-def peak_rss_kib(pids: list[int]) -> dict[int, int]:
-    out = {}
-    for pid in pids:
-        try:
-            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-                if line.startswith("VmHWM:"):
-                    out[pid] = int(line.split()[1])
-        except OSError:
-            pass
-    return out
-
-
-def children(pid: int) -> list[int]:
-    try:
-        text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
-    except OSError:
-        return []
-    return [int(p) for p in text.split()]
-
-
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--size-mib", type=int, default=1024)
     args = parser.parse_args()
     size = args.size_mib * CHUNK
     work = Path(tempfile.mkdtemp(prefix="rds-bench-"))
-    port = free_port()
-    env = {
-        **os.environ,
-        "CONNECTOR_DATA_DIR": str(work / "data"),
-        "CONNECTOR_CONFIG": "",
-        "LOGLEVEL": "WARNING",
-    }
-    cmd = [
-        sys.executable,
-        "-m",
-        "gunicorn",
-        "--preload",
-        "--bind",
-        f"127.0.0.1:{port}",
-        "--workers",
-        "2",
-        "--threads",
-        "8",
-        "--timeout",
-        "0",
-        "local_router:create_app()",
-    ]
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=env)
+    proc, url = start_gunicorn({"CONNECTOR_DATA_DIR": str(work / "data")}, work / "router.log")
     try:
-        wait_for_port(port, proc=proc)
         uid = "port-local://bench@example.org:t"
-        pid = requests.post(
-            f"http://127.0.0.1:{port}/metadata/project", json={"userId": uid}, timeout=30
-        ).json()["projectId"]
-        body = MultipartBody(
-            {"userId": uid, "filename": "big/file.bin", "username": "bench"}, "file.bin", size
-        )
+        pid = requests.post(f"{url}/metadata/project", json={"userId": uid}, timeout=30).json()[
+            "projectId"
+        ]
+        fields = {"userId": uid, "filename": "big/file.bin", "username": "bench"}
+        body, ctype = multipart_body(fields, "file.bin", lambda: payload(size), size)
         t0 = time.perf_counter()
         resp = requests.post(
-            f"http://127.0.0.1:{port}/metadata/project/{pid}/files",
+            f"{url}/metadata/project/{pid}/files",
             data=body,
-            headers={"Content-Type": body.content_type},
+            headers={"Content-Type": ctype},
             timeout=3600,
         )
         routed = time.perf_counter() - t0
@@ -147,8 +69,7 @@ def main() -> int:
                 out.write(chunk)
         direct = time.perf_counter() - t0
     finally:
-        proc.terminate()
-        proc.wait(10)
+        stop(proc)
         shutil.rmtree(work, ignore_errors=True)
     mib = size / CHUNK
     print(f"size: {mib:.0f} MiB")

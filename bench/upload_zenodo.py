@@ -15,137 +15,40 @@ figures into the "Zenodo upload" section of docs/benchmarks.md.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
 import platform
-import re
 import signal
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import requests
-
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from tests.support.servers import free_port, wait_for_port  # noqa: E402
+from benchlib import (
+    Body,
+    GiB,
+    MiB,
+    children,
+    cpu_seconds,
+    file_chunks,
+    hwm_kib,
+    make_file,
+    multipart_body,
+    start_fake_zenodo,
+    start_gunicorn,
+    stop,
+    timed,
+    write_section,
+)
 
 TOKEN = "bench-token"
-CHUNK = 1024 * 1024
-MiB = 1024 * 1024
-GiB = 1024 * MiB
-
-
-class Body:
-    """An iterable body with a known length: ``requests`` sends it with Content-Length."""
-
-    def __init__(self, head: bytes, path: Path, tail: bytes) -> None:
-        self.head, self.path, self.tail = head, path, tail
-        self.length = len(head) + path.stat().st_size + len(tail)
-
-    def __len__(self) -> int:
-        return self.length
-
-    def __iter__(self) -> Iterator[bytes]:
-        if self.head:
-            yield self.head
-        with open(self.path, "rb") as fh:
-            while chunk := fh.read(CHUNK):
-                yield chunk
-        if self.tail:
-            yield self.tail
-
-
-def multipart_body(path: Path, fields: dict[str, str], filename: str) -> tuple[Body, str]:
-    boundary = uuid.uuid4().hex
-    head = b""
-    for name, value in fields.items():
-        head += (
-            f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n{value}\r\n'
-        ).encode()
-    head += (
-        f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="{filename}"\r\n'
-        "Content-Type: application/octet-stream\r\n\r\n"
-    ).encode()
-    tail = f"\r\n--{boundary}--\r\n".encode()
-    return Body(head, path, tail), f"multipart/form-data; boundary={boundary}"
-
-
-def make_file(path: Path, size: int) -> str:
-    """Incompressible test data (a random block varied per MiB); returns its MD5."""
-    md5 = hashlib.md5(usedforsecurity=False)
-    block = os.urandom(CHUNK)
-    with open(path, "wb") as out:
-        left, n = size, 0
-        while left > 0:
-            chunk = (n.to_bytes(8, "big") + block[8:])[: min(CHUNK, left)]
-            out.write(chunk)
-            md5.update(chunk)
-            left -= len(chunk)
-            n += 1
-    return md5.hexdigest()
-
-
-def hwm_kib(pid: int) -> int:
-    text = Path(f"/proc/{pid}/status").read_text()
-    return int(re.search(r"VmHWM:\s+(\d+) kB", text)[1])
-
-
-def cpu_seconds(pids: list[int]) -> float:
-    """User + system CPU time of ``pids`` so far (every thread), from /proc/<pid>/stat."""
-    total = 0
-    for pid in pids:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        total += int(fields[11]) + int(fields[12])
-    return total / os.sysconf("SC_CLK_TCK")
-
-
-def children(pid: int) -> list[int]:
-    out = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[1]) == pid:
-            out.append(int(stat.parent.name))
-    return out
-
-
-def start_fake(work: Path) -> tuple[subprocess.Popen, str]:
-    port = free_port()
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "tests.support.fake_zenodo",
-            "--port",
-            str(port),
-            "--root",
-            str(work / "zenodo"),
-            "--token",
-            TOKEN,
-        ],
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=open(work / "fake.log", "wb"),  # noqa: SIM115
-    )
-    wait_for_port(port, proc=proc)
-    return proc, f"http://127.0.0.1:{port}"
 
 
 def start_router(work: Path, zenodo: str) -> tuple[subprocess.Popen, str]:
-    port = free_port()
     env = {
-        **os.environ,
-        "CONNECTOR_CONFIG": "",
         "CONNECTOR_DATA_DIR": str(work / "data"),
         "CONNECTOR_METADATA": "zenodo",
         "CONNECTOR_STORAGE": "none",
@@ -153,36 +56,8 @@ def start_router(work: Path, zenodo: str) -> tuple[subprocess.Popen, str]:
         "ZENODO_OAUTH_CLIENT_ID": "bench",
         "ZENODO_OAUTH_CLIENT_SECRET": "bench-secret",
         "RDS_OAUTH_REDIRECT_URI": "http://127.0.0.1/redirect",
-        "LOGLEVEL": "WARNING",
     }
-    gunicorn = Path(sys.executable).with_name("gunicorn")
-    proc = subprocess.Popen(
-        [
-            str(gunicorn),
-            "--preload",
-            "--bind",
-            f"127.0.0.1:{port}",
-            "--workers",
-            "2",
-            "--threads",
-            "8",
-            "--timeout",
-            "0",
-            "local_router:create_app()",
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=open(work / "router.log", "wb"),  # noqa: SIM115
-    )
-    wait_for_port(port, timeout=60, proc=proc)
-    return proc, f"http://127.0.0.1:{port}"
-
-
-def timed(method: str, url: str, **kw) -> tuple[float, requests.Response]:
-    start = time.perf_counter()
-    resp = requests.request(method, url, timeout=(10, 3600), **kw)
-    return time.perf_counter() - start, resp
+    return start_gunicorn(env, work / "router.log")
 
 
 def start_profilers(router: subprocess.Popen, out: Path) -> list[subprocess.Popen]:
@@ -229,7 +104,7 @@ def run(size: int, runs: int, profile: Path | None = None) -> dict:
     work = Path(tempfile.mkdtemp(prefix="bench-zenodo-"))
     source = work / "source.bin"
     md5 = make_file(source, size)
-    fake, zenodo = start_fake(work)
+    fake, zenodo = start_fake_zenodo(work, TOKEN)
     router, url = start_router(work, zenodo)
     auth = {"Authorization": f"Bearer {TOKEN}"}
     uid = f"port-zenodo://bench@example.org:{TOKEN}"
@@ -243,7 +118,7 @@ def run(size: int, runs: int, profile: Path | None = None) -> dict:
             dep = requests.post(
                 f"{zenodo}/api/deposit/depositions", json={}, headers=auth, timeout=30
             ).json()
-            body = Body(b"", source, b"")
+            body = Body(file_chunks(source), size)
             before = cpu_seconds([fake.pid])
             secs, resp = timed(
                 "PUT",
@@ -258,7 +133,7 @@ def run(size: int, runs: int, profile: Path | None = None) -> dict:
             pid = requests.post(f"{url}/metadata/project", json={"userId": uid}, timeout=30)
             pid = pid.json()["projectId"]
             fields = {"userId": uid, "filename": "bench/source.bin", "username": "bench"}
-            body, ctype = multipart_body(source, fields, "source.bin")
+            body, ctype = multipart_body(fields, "source.bin", file_chunks(source), size)
             spies = start_profilers(router, profile) if profile else []
             workers = [router.pid, *children(router.pid)]
             before = cpu_seconds(workers)
@@ -278,9 +153,7 @@ def run(size: int, runs: int, profile: Path | None = None) -> dict:
         workers = children(router.pid)
         rss = {"master": hwm_kib(router.pid), "workers": [hwm_kib(p) for p in workers]}
     finally:
-        for proc in (router, fake):
-            proc.terminate()
-            proc.wait(30)
+        stop(router, fake)
         for path in sorted(work.rglob("*"), reverse=True):
             path.unlink() if path.is_file() else path.rmdir()
         work.rmdir()
@@ -306,13 +179,11 @@ def run(size: int, runs: int, profile: Path | None = None) -> dict:
     }
 
 
-SECTION = "## Zenodo upload"
+SECTION = "Zenodo upload"
 
 
 def write_docs(result: dict, command: str) -> None:
-    path = ROOT / "docs" / "benchmarks.md"
-    text = path.read_text() if path.exists() else "# Benchmarks\n"
-    body = f"""{SECTION}
+    body = f"""## {SECTION}
 
 Command: `{command}` (from the repository root; rerunnable, cleans up after itself).
 
@@ -337,13 +208,7 @@ CPU per GiB (user + system, independent of machine load): connector
 (on {os.cpu_count()} cores). Raw VmHWM `{json.dumps(result["rss_kib"])}` KiB; seconds direct
 {result["direct_seconds"]}, through the connector {result["router_seconds"]}.
 """
-    if SECTION in text:
-        start = text.index(SECTION)
-        nxt = text.find("\n## ", start + len(SECTION))
-        text = text[:start] + body + (text[nxt + 1 :] if nxt != -1 else "")
-    else:
-        text = text.rstrip("\n") + "\n\n" + body
-    path.write_text(text)
+    write_section(SECTION, body)
 
 
 def main() -> int:

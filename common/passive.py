@@ -9,9 +9,12 @@ callers build), or in-process when this deployment serves that storage itself --
 file is streamed into the project, its size known from the download's Content-Length.
 
 Each file is reported with size, MD5 and status (stored, skipped, failed); one failure
-does not stop the others, and the answer is a 502 problem listing them when any failed,
-because RDS Layer 2 treats every status below 300 as success. A file already in the project
-with the same name, size and MD5 is skipped, so a re-run resumes where one broke off.
+does not stop the others, and the answer is a problem listing them when any failed (the
+4xx every failure shares, else 502), because RDS Layer 2 treats every status below 300 as
+success. A file already in the project with the same name, size and MD5 is skipped, so a
+re-run resumes where one broke off.
+Before any byte moves, the archive's optional ``check_batch`` sees the whole run (file
+count; sizes are checked per file), so a run the record cannot hold is refused whole.
 Like the Exporter, the storage is asked with the bare user first (it looks up the token
 itself) and once more with a session-form userId when that is refused.
 """
@@ -189,6 +192,8 @@ def _transfer_one(
     entry: dict[str, Any] = {"filename": name, "source": path}
     try:
         download = source.open(path)
+        if download.size is not None:  # so a failed file still says how big it was
+            entry["size"] = download.size
         known = existing.get(name)
         if known is not None and download.size == known.get("size"):
             size, md5 = _md5_of(download)
@@ -241,6 +246,19 @@ def _source(runtime: Runtime, who: Identity, service: str, username: str) -> Sou
     return Source(client=client)
 
 
+def _check_batch(archive: Any, who: Identity, project_id: str, names: list[str]) -> None:
+    """The archive's per-record limits for the whole run, before any byte moves.
+
+    Counts only: the fileStorage listing carries no sizes, and probing each file's size
+    first would cost one more request per file (a ``Range: bytes=0-0`` GET, which not
+    every storage honours). Each file's size is still checked by the archive's
+    ``store_file`` from the download's Content-Length before its first byte is sent.
+    """
+    check = getattr(archive, "check_batch", None)
+    if check is not None:
+        check(who, project_id, [(name, None) for name in names])
+
+
 def pull_folder(
     runtime: Runtime, who: Identity, project_id: str, fields: dict[str, Any]
 ) -> tuple[dict[str, Any], int]:
@@ -259,6 +277,7 @@ def pull_folder(
     paths = list(walk(source, folder, limit))
     prefix = folder.rstrip("/") + "/"
     names = [p[len(prefix) :] for p in paths]
+    _check_batch(archive, who, project_id, names)
     existing = {f["filename"]: f for f in archive.list_files(who, project_id)}
     workers = max(1, int(runtime.settings.get("PASSIVE_CONCURRENCY", "4") or 4))
     with ThreadPoolExecutor(max_workers=workers) as pool:

@@ -360,6 +360,37 @@ class ZenodoArchive:
         log.info("zenodo.upload.done id=%s size=%d md5=%s", project_id, body.size, body.md5)
         return _entry(path, body.size, remote)
 
+    def check_batch(
+        self, who: Identity, project_id: str, entries: list[tuple[str, int | None]]
+    ) -> None:
+        """Refuse a batch the record cannot hold (file count, known bytes) before any byte.
+
+        Paths already in the record are replaced, so they count once; sizes that are
+        ``None`` count as 0 here and are checked per file by ``store_file``.
+        """
+        zc = self.client(who)
+        bucket = self._bucket(self._draft(zc, project_id))
+        present = {str(o.get("key")): int(o.get("size") or 0) for o in zc.list_bucket(bucket)}
+        batch = {to_key(relative_path(name, "filename")): size for name, size in entries}
+        new = [from_key(k) for k in batch if k not in present]
+        if len(present) + len(new) > MAX_FILES:
+            raise Conflict(
+                f"the Zenodo record holds {len(present)} files and this transfer adds "
+                f"{len(new)} more; Zenodo allows {MAX_FILES} per record, so nothing was "
+                "transferred (zip folders to send more)",
+                field="folder",
+                extra={"notStored": sorted(from_key(k) for k in batch)},
+            )
+        kept = sum(s for k, s in present.items() if k not in batch)
+        known = sum(s or 0 for s in batch.values())
+        if kept + known > MAX_RECORD_BYTES:
+            raise PayloadTooLarge(
+                f"the transfer would take the Zenodo record to {kept + known} bytes, past "
+                "Zenodo's 50 GB; nothing was transferred",
+                field="folder",
+                extra={"notStored": sorted(from_key(k) for k in batch)},
+            )
+
     def update_file(self, who: Identity, project_id: str, file_id: str, changes: Json) -> Json:
         """Rename (``filename``/``newfilename``) through the classic files API."""
         zc = self.client(who)

@@ -150,7 +150,7 @@ class FakeZenodo:
                 **dep.metadata,
                 "prereserve_doi": {"doi": f"10.5072/zenodo.{dep.id}", "recid": dep.id},
             },
-            "files": [self._classic_file(f) for f in dep.files.values()],
+            "files": [self._classic_file(f) for f in list(dep.files.values())],
             "links": links,
             "owner": 1,
         }
@@ -298,7 +298,7 @@ class FakeZenodo:
             if dep.submitted:
                 return _err(403, "You cannot delete a published deposition.")
             with self.lock:
-                for f in dep.files.values():
+                for f in list(dep.files.values()):
                     f.path.unlink(missing_ok=True)
                 del self.depositions[dep_id]
             return Response(status=self.delete_status)
@@ -327,7 +327,7 @@ class FakeZenodo:
             dep = self._mine(dep_id)
             if isinstance(dep, Response):
                 return dep
-            return jsonify([self._classic_file(f) for f in dep.files.values()])
+            return jsonify([self._classic_file(f) for f in list(dep.files.values())])
 
         @app.put("/api/deposit/depositions/<int:dep_id>/files/<file_id>")
         def _classic_rename(dep_id: int, file_id: str) -> Response:
@@ -337,7 +337,7 @@ class FakeZenodo:
             if dep.submitted:
                 return _err(403, "Files of a published deposition cannot change.")
             new = (request.get_json(silent=True) or {}).get("filename")
-            found = next((f for f in dep.files.values() if f.id == file_id), None)
+            found = next((f for f in list(dep.files.values()) if f.id == file_id), None)
             if found is None:
                 return _err(404, "File does not exist.")
             if not isinstance(new, str) or not new or new in dep.files:
@@ -353,7 +353,7 @@ class FakeZenodo:
             dep = self._bucket_dep(bucket)
             if isinstance(dep, Response):
                 return dep
-            contents = [self._object_json(bucket, f) for f in dep.files.values()]
+            contents = [self._object_json(bucket, f) for f in list(dep.files.values())]
             return jsonify({"contents": contents, "id": bucket, "locked": dep.submitted})
 
         @app.put("/api/files/<bucket>/<path:key>")
@@ -393,7 +393,7 @@ class FakeZenodo:
             return _err(400, "Content-Length: must be at least 1.")
         if key not in dep.files and len(dep.files) >= MAX_FILES:
             return _err(400, f"Bucket has reached its limit of {MAX_FILES} files.")
-        used = sum(f.size for k, f in dep.files.items() if k != key)
+        used = sum(f.size for k, f in list(dep.files.items()) if k != key)
         if used + int(length) > self.quota:
             return _err(400, "Bucket quota exceeded.")
         return None
