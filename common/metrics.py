@@ -1,12 +1,17 @@
 """Request counts and latency per function, in Prometheus text format (``GET /metrics``).
 
 Existing RDS Helm charts probe ``/metrics``; one private registry keeps the answer to our
-own series (no process collectors from other imports).
+own series (no process collectors from other imports). Under gunicorn each worker is its
+own process, so a scrape that reached one worker would see only its share: the image's
+gunicorn settings set ``PROMETHEUS_MULTIPROC_DIR`` (before this module is imported), the
+workers write their values there, and ``render`` sums them over all workers.
 """
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+import os
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest, multiprocess
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 REGISTRY = CollectorRegistry(auto_describe=True)
@@ -32,5 +37,9 @@ def observe(function: str, method: str, status: int, seconds: float) -> None:
 
 
 def render() -> tuple[bytes, str]:
-    """The exposition text and its content type."""
+    """The exposition text (summed over all workers in multiprocess mode) and its type."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)
+        return generate_latest(registry), CONTENT_TYPE_LATEST
     return generate_latest(REGISTRY), CONTENT_TYPE_LATEST

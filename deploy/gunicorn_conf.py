@@ -13,6 +13,7 @@ graceful shutdown long enough to finish in-flight requests when a pod is resched
 from __future__ import annotations
 
 import os
+import tempfile
 
 
 def _env_int(name: str, default: int, lowest: int = 0) -> int:
@@ -41,3 +42,16 @@ errorlog = "-"
 loglevel = os.environ.get("GUNICORN_LOGLEVEL", "info")
 # Behind a Kubernetes Service or a gateway the peer is a proxy on the cluster network.
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
+
+# /metrics must count every worker's requests, not the one worker a scrape reaches:
+# prometheus-client's multiprocess mode keeps each worker's values in this folder (it must
+# be set before the app, and so prometheus-client, is imported by --preload).
+if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="rds-metrics-")
+
+
+def child_exit(server, worker):  # gunicorn calls hooks with these names
+    """Drop a dead worker's live gauges (counters and histograms keep their totals)."""
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)
