@@ -15,6 +15,7 @@ from __future__ import annotations
 import importlib.util
 import logging
 import sys
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
@@ -57,11 +58,19 @@ def load_function(name: str) -> Callable[..., Response]:
 
 def _problem(err: HTTPException) -> Response:
     code = err.code or 500
+    request_id = uuid.uuid4().hex
     resp = json_response(
-        problem_body(code, err.name, err.description or err.name, instance=request.path),
+        problem_body(
+            code,
+            err.name,
+            err.description or err.name,
+            instance=request.path,
+            request_id=request_id,
+        ),
         code,
         PROBLEM_CONTENT_TYPE,
     )
+    resp.headers["X-Request-ID"] = request_id
     if code == 405 and err.get_headers():
         allow = dict(err.get_headers()).get("Allow")
         if allow:

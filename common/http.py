@@ -212,7 +212,7 @@ class Call:
         if not self.body_pending:
             return
         length = self.request.content_length
-        consumed = self.reader._pos if self.reader else 0
+        consumed = self.reader.consumed if self.reader else 0
         if length is not None and length - consumed > DRAIN_LIMIT:
             _close_after(response)
             return

@@ -65,6 +65,11 @@ class MultipartReader:
         self._at_data_start = False
         self._parts = 0
 
+    @property
+    def consumed(self) -> int:
+        """Bytes of the body read from the stream so far (parsed or buffered)."""
+        return self._pos + len(self._buf)
+
     # -- low level -------------------------------------------------------------------
     def _fill(self) -> bool:
         if self._eof:

@@ -22,7 +22,8 @@ def problem(resp, status, field=None):
 
 
 def test_unknown_route_is_404_problem(client) -> None:
-    problem(client.get("/metadata/nothing"), 404)
+    resp = client.get("/metadata/nothing")
+    assert problem(resp, 404)["requestId"] == resp.headers["X-Request-ID"]
 
 
 def test_wrong_method_is_405_problem_with_allow(client) -> None:
