@@ -21,11 +21,9 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import os
 import random
 import re
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -41,6 +39,11 @@ from pathlib import Path
 import requests
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "bench"))
+
+import benchlib  # noqa: E402
+from benchlib import children  # noqa: E402
+
 GUNICORN_CONF = ROOT / "deploy" / "gunicorn_conf.py"
 MIB = 1024 * 1024
 USER = "load@cloud.example.org"
@@ -182,12 +185,6 @@ def client(n: int, base: str, deadline: float, big: list[int], stats: Stats) -> 
 
 
 # -- the server and its memory ---------------------------------------------------------------
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def rss_kib(pid: int) -> int | None:
     try:
         text = Path(f"/proc/{pid}/status").read_text()
@@ -195,13 +192,6 @@ def rss_kib(pid: int) -> int | None:
         return None
     m = re.search(r"^VmRSS:\s+(\d+) kB", text, re.M)
     return int(m[1]) if m else None
-
-
-def children(pid: int) -> list[int]:
-    out = []
-    for task in Path(f"/proc/{pid}/task").glob("*/children"):
-        out += [int(x) for x in task.read_text().split()]
-    return out
 
 
 def sample_memory(master: int, stop: threading.Event, samples: list[tuple[float, int, int]]):
@@ -212,43 +202,17 @@ def sample_memory(master: int, stop: threading.Event, samples: list[tuple[float,
         samples.append((time.monotonic() - start, rss_kib(master) or 0, workers))
 
 
-def start_gunicorn(port: int, data_dir: str, workers: int, threads: int) -> subprocess.Popen:
+def start_gunicorn(data_dir: str, workers: int, threads: int) -> tuple[subprocess.Popen, str]:
+    """The router as the image runs it (benchlib's gunicorn start), on the local backend."""
     env = {
-        **os.environ,
         "CONNECTOR_DATA_DIR": data_dir,
-        "CONNECTOR_CONFIG": "",
-        "LOGLEVEL": "WARNING",
+        "GUNICORN_WORKERS": str(workers),
+        "GUNICORN_THREADS": str(threads),
+        "GUNICORN_TIMEOUT": "0",
+        "CENTRAL_SERVICE_TOKEN_STORAGE": "",
+        "USE_CASE_SERVICE_PORT_SERVICE": "",
     }
-    for name in ("CENTRAL_SERVICE_TOKEN_STORAGE", "USE_CASE_SERVICE_PORT_SERVICE"):
-        env.pop(name, None)
-    cmd = [sys.executable, "-m", "gunicorn", "--preload"]
-    if GUNICORN_CONF.exists():  # the image's start command reads its settings from there
-        env.update(
-            HOST="127.0.0.1",
-            PORT=str(port),
-            GUNICORN_WORKERS=str(workers),
-            GUNICORN_THREADS=str(threads),
-            GUNICORN_TIMEOUT="0",
-        )
-        cmd += ["--config", str(GUNICORN_CONF.relative_to(ROOT))]
-    else:
-        cmd += ["--bind", f"127.0.0.1:{port}", "--workers", str(workers)]
-        cmd += ["--threads", str(threads), "--timeout", "0"]
-    cmd.append("local_router:create_app()")
-    log = open(Path(data_dir) / "gunicorn.log", "w+b")  # noqa: SIM115 - a pipe could fill
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stderr=log)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            log.seek(0)
-            raise SystemExit(f"gunicorn exited: {log.read().decode()[-2000:]}")
-        try:
-            if requests.get(f"http://127.0.0.1:{port}/healthz", timeout=2).ok:
-                return proc
-        except requests.RequestException:
-            time.sleep(0.2)
-    proc.terminate()
-    raise SystemExit("gunicorn did not answer /healthz within 60 s")
+    return benchlib.start_gunicorn(env, Path(data_dir) / "gunicorn.log")
 
 
 # -- report ----------------------------------------------------------------------------------
@@ -325,15 +289,13 @@ def main() -> int:
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="rds-load-") as data_dir:
-        port = free_port()
-        server = start_gunicorn(port, data_dir, args.workers, args.threads)
+        server, base = start_gunicorn(data_dir, args.workers, args.threads)
         stop = threading.Event()
         mem: list[tuple[float, int, int]] = []
         sampler = threading.Thread(target=sample_memory, args=(server.pid, stop, mem), daemon=True)
         sampler.start()
         stats = Stats()
         big = list(range(args.big))
-        base = f"http://127.0.0.1:{port}"
         started = time.monotonic()
         deadline = started + args.duration
         threads = [
