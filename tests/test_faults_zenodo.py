@@ -113,7 +113,7 @@ def make_archive(proxy: FaultProxy, sleeps: list[float]) -> ZenodoArchive:
         "https://rds.example/redirect",
         sleep=sleeps.append,
         connect_timeout=0.5,
-        read_timeout=0.25,
+        read_timeout=0.5,
     )
 
 
@@ -251,7 +251,7 @@ def test_faults_through_the_router(fake, proxy, make_runtime) -> None:
         ZENODO_OAUTH_CLIENT_SECRET=CLIENT_SECRET,
         RDS_OAUTH_REDIRECT_URI="https://rds.example/redirect",
         CONNECTOR_CONNECT_TIMEOUT="0.5",
-        CONNECTOR_READ_TIMEOUT="0.25",
+        CONNECTOR_READ_TIMEOUT="2",
     )
     runtime.archive.sleep = lambda s: None
     client = build_app(runtime).test_client()
@@ -266,8 +266,8 @@ def test_faults_through_the_router(fake, proxy, make_runtime) -> None:
             data={"userId": who, "filename": "a.bin", "file": (io.BytesIO(DATA), "a.bin")},
             content_type="multipart/form-data",
         )
-        proxy.inject("hang", method="GET", path=r"/depositions/\d+$", times=99)
-        hung = client.get(f"/metadata/project/{pid}", json={"userId": who})
+        proxy.inject("hang", method="POST", path=r"/depositions$")  # a create is sent once
+        hung = client.post("/metadata/project", json={"userId": who, "metadata": CRATE})
         proxy.rules.clear()
         proxy.inject("status", method="GET", path=r"/depositions$", status=429, times=99)
         limited = client.get("/metadata/project", json={"userId": who})

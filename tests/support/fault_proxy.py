@@ -28,12 +28,13 @@ import socket
 import socketserver
 import struct
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from tests.support.servers import free_port
 
-HTML = b"<html><body><h1>Gateway says hello</h1></body></html>"
+HTML = b"<html><body><h1>Gateway says hello</h1><br></body></html>"  # neither JSON nor XML
 
 
 @dataclass
@@ -182,11 +183,15 @@ class FaultProxy:
         rule = self._take(method, path)
         with self.lock:
             self.seen.append((method, path, rule.action if rule else "pass"))
+        if rule is not None and rule.action == "hang":
+            self.released.wait(30)
+            return False
+        if "100-continue" in headers.get("expect", "").lower():
+            # answer for the upstream (its own 100 is not relayed): botocore waits for it
+            conn.sock.sendall(b"HTTP/1.1 100 Continue\r\n\r\n")
+            head = re.sub(rb"(?im)^expect:[^\r\n]*\r\n", b"", head)
         if rule is None or rule.action in ("cut", "lose"):
             self._forward(conn, head, headers, rule)
-            return False
-        if rule.action == "hang":
-            self.released.wait(30)
             return False
         if rule.action == "reset":
             self._forward_part(conn, head, headers, rule.after)
@@ -249,27 +254,36 @@ class FaultProxy:
 
     @staticmethod
     def _relay(up: socket.socket, client: socket.socket, cut: int | None) -> None:
-        """Copy the answer to the client; with ``cut``, reset after that many body bytes."""
-        buf = b""
-        head_done = False
+        """Copy the answer to the client; with ``cut``, reset after that many body bytes.
+
+        Bytes go on as they come; before the reset the client gets a moment to read what
+        was sent (an RST makes the receiver drop data it has not read yet).
+        """
+        head: bytes | None = b""
+        body_left = cut
         while True:
             data = up.recv(65536)
             if not data:
                 break
-            if cut is None:
+            if head is not None:
+                head += data
+                if b"\r\n\r\n" not in head:
+                    continue
+                head_part, data = head.split(b"\r\n\r\n", 1)
+                # the client must not pool this connection: the proxy closes it
+                head_part = re.sub(rb"(?im)\r\nconnection:[^\r\n]*", b"", head_part)
+                client.sendall(head_part + b"\r\nConnection: close\r\n\r\n")
+                head = None
+            if body_left is None:
                 client.sendall(data)
                 continue
-            buf += data
-            if not head_done and b"\r\n\r\n" in buf:
-                head, buf = buf.split(b"\r\n\r\n", 1)
-                client.sendall(head + b"\r\n\r\n")
-                head_done = True
-            if head_done and len(buf) >= cut:
-                client.sendall(buf[:cut])
-                _reset(client)
-                return
-        if cut is not None:
-            client.sendall(buf[:cut] if head_done else buf)
-            _reset(client)
+            take = data[:body_left]
+            client.sendall(take)
+            body_left -= len(take)
+            if body_left <= 0:
+                break
+        if cut is None:
+            client.shutdown(socket.SHUT_WR)
             return
-        client.shutdown(socket.SHUT_WR)
+        time.sleep(0.1)
+        _reset(client)
