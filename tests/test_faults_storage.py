@@ -20,6 +20,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
 
+import boto3.session
 import botocore.endpoint
 import pytest
 import requests
@@ -303,14 +304,19 @@ def s3_expected(op: str, fault: str) -> tuple[int, int] | None:
 
 
 @pytest.fixture(scope="module")
-def s3() -> Iterator[tuple[str, FaultProxy]]:
+def s3() -> Iterator[SimpleNamespace]:
     port = free_port()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
     proxy = FaultProxy(port).start()
-    storage = S3Storage.from_settings(load_settings(s3_env(f"http://127.0.0.1:{port}")))
-    storage.client.create_bucket(Bucket=BUCKET)
-    yield f"http://127.0.0.1:{port}", proxy
+    direct = f"http://127.0.0.1:{port}"
+    plain = S3Storage.from_settings(load_settings(s3_env(direct)))
+    plain.client.create_bucket(Bucket=BUCKET)
+    # one boto3 session for the module: a client built from a fresh one costs most of a
+    # second (the service model is loaded again); the clients stay one per test, because
+    # botocore's retry quota lives in the client and drains over many failing cases
+    session = boto3.session.Session()
+    yield SimpleNamespace(url=direct, proxy=proxy, plain=plain, session=session)
     proxy.stop()
     server.stop()
 
@@ -344,9 +350,10 @@ def keys(storage: S3Storage, who: Identity) -> dict[str, int]:
     ("op", "fault"), [(o, f) for o in OPERATIONS for f in S3_FAULTS if (o, f) not in S3_NA]
 )
 def test_s3_operation_meets_fault(s3, s3_sleeps, op: str, fault: str) -> None:
-    direct, proxy = s3
-    plain = S3Storage.from_settings(load_settings(s3_env(direct)))
-    storage = S3Storage.from_settings(load_settings(s3_env(proxy.url)))
+    proxy, plain = s3.proxy, s3.plain
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(boto3.session, "Session", lambda: s3.session)
+        storage = S3Storage.from_settings(load_settings(s3_env(proxy.url)))
     who = Identity(f"u{uuid.uuid4().hex[:8]}@cloud.example.org")
     plain.store_file(who, "in/a.bin", Upload("a.bin", chunks(DATA), size=len(DATA)))
     before = keys(plain, who)
@@ -384,7 +391,7 @@ def test_s3_operation_meets_fault(s3, s3_sleeps, op: str, fault: str) -> None:
 def test_s3_faults_through_the_router(s3, s3_sleeps, make_runtime) -> None:
     from local_router import build_app
 
-    direct, proxy = s3
+    proxy = s3.proxy
     runtime = make_runtime(**s3_env(proxy.url))
     client = build_app(runtime).test_client()
     user = f"u{uuid.uuid4().hex[:8]}@cloud.example.org"
@@ -407,5 +414,4 @@ def test_s3_faults_through_the_router(s3, s3_sleeps, make_runtime) -> None:
     assert broken.status_code == 503 and broken.content_type == "application/problem+json"
     assert broken.json["field"] == "file" and broken.json["notStored"] == ["/x/b.bin"]
     assert hung.status_code == 504 and hung.content_type == "application/problem+json"
-    plain = S3Storage.from_settings(load_settings(s3_env(direct)))
-    assert keys(plain, Identity(user)) == {}
+    assert keys(s3.plain, Identity(user)) == {}
