@@ -350,11 +350,26 @@ def _check_route(the_route: Route, request: Request) -> dict[str, str]:
 
 
 def stream_response(download: Any) -> Response:
-    """A ``Download`` as a streamed answer that releases its source when done."""
+    """A ``Download`` as a streamed answer that releases its source when done.
+
+    The first chunk is read here, inside the endpoint: a source that fails before its first
+    byte (a storage resetting the connection) answers a problem, not the server's bare 500
+    that a failure in the not-yet-started body would become. A later failure can only
+    break the answer off, which the client sees against ``Content-Length``.
+    """
+    chunks = iter(download.chunks)
+    try:
+        first = next(chunks, None)
+    except BaseException:
+        if download.close:
+            download.close()
+        raise
 
     def body() -> Iterator[bytes]:
         try:
-            yield from download.chunks
+            if first is not None:
+                yield first
+            yield from chunks
         finally:
             if download.close:
                 download.close()

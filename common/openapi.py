@@ -142,6 +142,16 @@ SCHEMAS: dict[str, Json] = {
             "field": {"type": "string"},
             "instance": {"type": "string"},
             "requestId": {"type": "string"},
+            "notStored": {
+                "type": "array",
+                "items": {"type": "string"},
+                "description": "Files of an upload that did not make it (nothing of them kept).",
+            },
+            "notDeleted": {
+                "type": "array",
+                "items": {"type": "string"},
+                "description": "Files a failed delete of all files left in place.",
+            },
         },
         "required": ["type", "title", "status", "detail"],
         "x-rds-deviation": "upstream documents no error bodies; Layer 2 logs the JSON we send",

@@ -12,7 +12,7 @@ import tempfile
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from common.errors import BadRequest
+from common.errors import BadRequest, ConnectorError
 from common.http import Call
 from common.multipart import Part
 from common.streams import Upload, iter_file
@@ -34,6 +34,16 @@ def _spooled(call: Call, part: Part) -> Upload:
             yield from iter_file(spool)
 
     return Upload(part.filename or "", chunks(), size=size, content_type=part.content_type)
+
+
+def _store(store: Callable[[Upload], dict[str, Any]], upload: Upload) -> dict[str, Any]:
+    """``store(upload)``; a failure names the file that did not make it (``notStored``)."""
+    try:
+        return store(upload)
+    except ConnectorError as exc:
+        exc.extra.setdefault("notStored", [upload.filename])
+        exc.field = exc.field or "file"
+        raise
 
 
 def receive(
@@ -70,7 +80,7 @@ def receive(
             upload.filename = call.field(name_field) or upload.filename
         if not upload.filename:
             raise BadRequest(f"{name_field} is missing", field=name_field)
-        stored.append(store(upload))
+        stored.append(_store(store, upload))
         first = False
         part = call.next_file_part() if part is not None else None
     return stored

@@ -147,6 +147,7 @@ class ZenodoClient:
         self.backoff = backoff
         self.max_backoff = max_backoff
         self.max_wait = max_wait
+        self.last_attempts = 0  # attempts of the latest call (a client serves one request)
 
     def __repr__(self) -> str:  # the token stays out of every repr
         return f"ZenodoClient({self.base_url!r})"
@@ -184,6 +185,7 @@ class ZenodoClient:
         attempt = 0
         while True:
             attempt += 1
+            self.last_attempts = attempt
             last = attempt >= self.attempts
             try:
                 resp = self.session.request(method, self._own(url), **kwargs)
@@ -192,11 +194,14 @@ class ZenodoClient:
                     self._pause("timeout", attempt, self._delay(attempt))
                     continue
                 raise UpstreamTimeout(f"Zenodo did not answer {method} in time") from exc
-            except requests.ConnectionError as exc:
+            except (requests.ConnectionError, requests.exceptions.ChunkedEncodingError) as exc:
+                # ChunkedEncodingError: the answer broke off midway (a reset after the head)
                 if idempotent and replayable and not last:
                     self._pause("connection", attempt, self._delay(attempt))
                     continue
                 raise UpstreamUnavailable(f"Zenodo cannot be reached ({method})") from exc
+            except requests.RequestException as exc:  # e.g. a body that cannot be decoded
+                raise UpstreamError(f"Zenodo's answer to {method} was unreadable") from exc
             if resp.status_code == 429 and replayable and not last:
                 wait = retry_after(resp.headers.get("Retry-After"), self.clock())
                 wait = self._delay(attempt) if wait is None else wait
@@ -294,7 +299,17 @@ class ZenodoClient:
 
     def delete_deposition(self, dep_id: str | int) -> None:
         """Delete a draft; Zenodo answers 201 or 204 and both mean done."""
-        self._call("DELETE", self._dep(dep_id))
+        self._delete(self._dep(dep_id))
+
+    def _delete(self, url: str) -> None:
+        """DELETE, retried on faults; a 404 on a retry means an earlier attempt did it
+        (only its answer was lost), so it is a success, not a "no such resource"."""
+        try:
+            self._call("DELETE", url)
+        except NotFound:
+            if self.last_attempts < 2:
+                raise
+            log.info("zenodo.delete.recovered attempts=%d", self.last_attempts)
 
     def publish(self, dep_id: str | int) -> Json:
         """Publish, safe to retry: after a timeout or 5xx the deposition is re-read and the
@@ -363,7 +378,7 @@ class ZenodoClient:
         return answer
 
     def delete_object(self, bucket: str, key: str) -> None:
-        self._call("DELETE", self.bucket_url(bucket, key))
+        self._delete(self.bucket_url(bucket, key))
 
     def list_files(self, dep_id: str | int) -> list[Json]:
         """The classic files listing: ``[{"id", "filename", "filesize", "checksum"}]``."""

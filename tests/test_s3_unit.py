@@ -70,7 +70,7 @@ class RecordingClient:
     def put_object(self, **kw: Any) -> dict:
         self.calls.append("put")
         self._see(kw["Body"])
-        return {}
+        return {"ETag": '"e0"'}  # S3 confirms every write with one
 
     def create_multipart_upload(self, **kw: Any) -> dict:
         self.calls.append("create")
@@ -92,7 +92,7 @@ class RecordingClient:
         return {}
 
     def list_objects_v2(self, **kw: Any) -> dict:
-        return {"KeyCount": 0}
+        return {"KeyCount": 0, "Name": kw["Bucket"]}  # S3 names the bucket in every listing
 
 
 def chunks(total: int, size: int = 256 * 1024):

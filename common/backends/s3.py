@@ -39,6 +39,7 @@ from botocore.exceptions import (
     NoCredentialsError,
     ReadTimeoutError,
 )
+from botocore.parsers import ResponseParserError
 
 from common.backends.base import Json, LoginFailed
 from common.config import Settings
@@ -74,6 +75,9 @@ _ICON_SVG = (
 )
 S3_ICON = "data:image/svg+xml;base64," + base64.b64encode(_ICON_SVG).decode()
 
+# What a call can raise: ResponseParserError (an answer that is not S3's XML) is no
+# BotoCoreError, so it needs naming or it escapes as a bare 500.
+_FAILURES = (BotoCoreError, ClientError, ResponseParserError)
 _NOT_FOUND = {"NoSuchKey", "404", "NotFound", "NoSuchUpload"}
 _FORBIDDEN = {"AccessDenied", "403", "AllAccessDisabled", "AccountProblem"}
 _BUSY = {"SlowDown", "503", "ServiceUnavailable", "RequestTimeout", "InternalError", "500"}
@@ -87,6 +91,8 @@ def map_error(exc: Exception, what: str, field: str = "filepath") -> ConnectorEr
         return UpstreamUnavailable("the object store cannot be reached")
     if isinstance(exc, NoCredentialsError):
         return UpstreamError("the connector has no credentials for the object store")
+    if isinstance(exc, ResponseParserError):
+        return UpstreamError("the object store answered something that is not S3's XML")
     if not isinstance(exc, ClientError):
         return UpstreamUnavailable(f"the object store failed ({exc.__class__.__name__})")
     code = str(exc.response.get("Error", {}).get("Code", ""))
@@ -101,9 +107,18 @@ def map_error(exc: Exception, what: str, field: str = "filepath") -> ConnectorEr
     if code in ("QuotaExceeded", "507"):
         return InsufficientStorage("the object store's quota is exhausted")
     if code in ("TooManyRequests", "429"):
-        return TooManyRequests("the object store asks to slow down")
+        headers = exc.response.get("ResponseMetadata", {}).get("HTTPHeaders", {})
+        retry = headers.get("retry-after")
+        return TooManyRequests(
+            "the object store asks to slow down", headers={"Retry-After": retry} if retry else None
+        )
     if code in _BUSY:
         return UpstreamUnavailable(f"the object store is unavailable ({code})")
+    status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+    if status in (502, 503):  # a gateway's answer, with no S3 error code in it
+        return UpstreamUnavailable(f"the object store is unavailable ({status})")
+    if status == 504:
+        return UpstreamTimeout("the object store's gateway timed out (504)")
     if code in ("InvalidDigest", "BadDigest"):
         return UpstreamError("the object store received other bytes than were sent")
     return UpstreamError(f"the object store answered {code or 'an error'} for {what}")
@@ -197,6 +212,14 @@ def _read_parts(chunks: Any, part_size: int) -> Iterator[tuple[Part, bool]]:
             return
 
 
+def _etag(answer: Any) -> str:
+    """The ETag of an upload or copy answer; without one nothing proves the bytes arrived."""
+    etag = answer.get("ETag") if isinstance(answer, dict) else None
+    if not etag:
+        raise UpstreamError("the object store did not confirm the write (no ETag)")
+    return str(etag)
+
+
 def _prepend(box: list[Any], rest: Iterator[Any]) -> Iterator[Any]:
     """``box``'s one item, then ``rest``; popping it keeps no second reference alive."""
     yield box.pop()
@@ -275,7 +298,7 @@ class S3Storage:
         """``HeadBucket``: the bucket exists and our credentials may use it."""
         try:
             self.client.head_bucket(Bucket=self.bucket)
-        except (BotoCoreError, ClientError) as exc:
+        except _FAILURES as exc:
             raise LoginFailed(
                 f"bucket {self.bucket!r} cannot be used: {map_error(exc, 'the bucket').detail}"
             ) from exc
@@ -304,7 +327,7 @@ class S3Storage:
     def _call(self, what: str, fn: Any, field: str = "filepath", **kwargs: Any) -> Any:
         try:
             return fn(**kwargs)
-        except (BotoCoreError, ClientError) as exc:
+        except _FAILURES as exc:
             raise map_error(exc, what, field) from exc
 
     def _pages(self, prefix: str, delimiter: str | None = None) -> Iterator[Json]:
@@ -313,8 +336,11 @@ class S3Storage:
             kwargs["Delimiter"] = delimiter
         paginator = self.client.get_paginator("list_objects_v2")
         try:
-            yield from paginator.paginate(**kwargs, PaginationConfig={"PageSize": self.page_size})
-        except (BotoCoreError, ClientError) as exc:
+            for page in paginator.paginate(**kwargs, PaginationConfig={"PageSize": self.page_size}):
+                if page.get("Name") != self.bucket:  # S3 names the bucket in every listing
+                    raise UpstreamError("the object store answered a listing that is not one")
+                yield page
+        except _FAILURES as exc:
             raise map_error(exc, "the folder") from exc
 
     def _head(self, key: str) -> Json | None:
@@ -324,13 +350,15 @@ class S3Storage:
             if str(exc.response.get("Error", {}).get("Code")) in _NOT_FOUND:
                 return None
             raise map_error(exc, "the file") from exc
-        except BotoCoreError as exc:
+        except (BotoCoreError, ResponseParserError) as exc:
             raise map_error(exc, "the file") from exc
 
     def _has_prefix(self, prefix: str) -> bool:
         resp = self._call(
             "the folder", self.client.list_objects_v2, Bucket=self.bucket, Prefix=prefix, MaxKeys=1
         )
+        if resp.get("Name") != self.bucket:
+            raise UpstreamError("the object store answered a listing that is not one")
         return bool(resp.get("KeyCount") or resp.get("Contents"))
 
     # -- Storage -------------------------------------------------------------------------
@@ -372,7 +400,7 @@ class S3Storage:
             if code in _NOT_FOUND and self._has_prefix(key + "/"):
                 raise BadRequest(f"/{path} is a folder", field="filepath") from exc
             raise map_error(exc, f"/{path}") from exc
-        except BotoCoreError as exc:
+        except (BotoCoreError, ResponseParserError) as exc:
             raise map_error(exc, f"/{path}") from exc
         body = resp["Body"]
         content_range = resp.get("ContentRange")
@@ -389,8 +417,10 @@ class S3Storage:
     def _chunks(body: Any, path: str) -> Iterator[bytes]:
         try:
             yield from body.iter_chunks(CHUNK_SIZE)
-        except BotoCoreError as exc:
-            raise map_error(exc, f"/{path}") from exc
+        except (BotoCoreError, ResponseParserError) as exc:
+            error = map_error(exc, f"/{path}")
+            error.field = error.field or "filepath"  # the file named there did not arrive
+            raise error from exc
 
     def store_file(self, who: Identity, path: str, upload: Upload) -> Json:
         """One PUT when the file fits in one part, else a multipart upload (aborted on failure)."""
@@ -409,19 +439,47 @@ class S3Storage:
     ) -> None:
         first, last = next(parts)
         if last:
-            self._call(
-                f"/{path}",
-                self.client.put_object,
-                Bucket=self.bucket,
-                Key=key,
-                Body=first,
-                ContentMD5=first.content_md5(),
-                ContentType=content_type,
-            )
+            self._put_one(key, path, content_type, first)
             return
         box = [(first, last)]
         del first
         self._multipart(key, path, content_type, _prepend(box, parts))
+
+    def _put_one(self, key: str, path: str, content_type: str, part: Part) -> None:
+        """``PutObject`` with ``Content-MD5``; its answer must carry the object's ETag.
+
+        When the answer is lost (reset, timeout, 5xx after botocore's retries) the object
+        may still have arrived whole: S3 stores a PUT whole or not at all, and checked our
+        Content-MD5. A HEAD whose ETag is our MD5 proves it, so that is a success; anything
+        else stays the failure it was.
+        """
+        md5 = part.content_md5()
+        try:
+            answer = self._call(
+                f"/{path}",
+                self.client.put_object,
+                Bucket=self.bucket,
+                Key=key,
+                Body=part,
+                ContentMD5=md5,
+                ContentType=content_type,
+            )
+        except (UpstreamUnavailable, UpstreamTimeout) as exc:
+            if not self._arrived(key, md5):
+                raise
+            log.info("s3.put.recovered after=%s", exc.__class__.__name__)
+            return
+        if not answer.get("ETag"):
+            raise UpstreamError("the object store did not confirm the upload (no ETag)")
+
+    def _arrived(self, key: str, content_md5: str) -> bool:
+        """Whether ``key`` holds exactly the bytes whose base64 MD5 is ``content_md5``."""
+        try:
+            head = self._head(key)
+        except ConnectorError:
+            return False
+        etag = str((head or {}).get("ETag", "")).strip('"')
+        return etag == base64.b64decode(content_md5).hex()
 
     def _multipart(
         self, key: str, path: str, content_type: str, parts: Iterator[tuple[Part, bool]]
@@ -450,7 +508,7 @@ class S3Storage:
                     Body=part,
                     ContentMD5=part.content_md5(),
                 )
-                done.append({"PartNumber": number, "ETag": answer["ETag"]})
+                done.append({"PartNumber": number, "ETag": _etag(answer)})
                 del part  # before the next part is read: one part in memory, not two
             return done
 
@@ -482,7 +540,7 @@ class S3Storage:
         """Drop an unfinished multipart upload so no parts (nor object) remain."""
         try:
             self.client.abort_multipart_upload(Bucket=self.bucket, Key=key, UploadId=upload_id)
-        except (BotoCoreError, ClientError):
+        except _FAILURES:
             log.warning("s3.abort_failed (parts may remain until the bucket's lifecycle rule)")
 
     def move_file(self, who: Identity, path: str, new_path: str) -> Json:
@@ -494,7 +552,11 @@ class S3Storage:
         if source is not None:
             if self._head(base + new_path) is not None or self._has_prefix(base + new_path + "/"):
                 raise Conflict(f"/{new_path} exists already", field="newfilepath")
-            self._copy(base + path, base + new_path, source["ContentLength"])
+            try:
+                self._copy(base + path, base + new_path, source["ContentLength"])
+            except ConnectorError:
+                self._forget(base + new_path)
+                raise
             self._call(f"/{path}", self.client.delete_object, Bucket=self.bucket, Key=base + path)
             return {"filepath": f"/{new_path}"}
         old_prefix, new_prefix = base + path + "/", base + new_path + "/"
@@ -502,24 +564,40 @@ class S3Storage:
             raise NotFound(f"nothing at /{path}", field="filepath")
         if self._has_prefix(new_prefix) or self._head(base + new_path) is not None:
             raise Conflict(f"/{new_path} exists already", field="newfilepath")
-        for page in self._pages(old_prefix):
-            for obj in page.get("Contents", []):
-                target = new_prefix + obj["Key"][len(old_prefix) :]
-                self._copy(obj["Key"], target, obj["Size"])
+        try:
+            for page in self._pages(old_prefix):
+                for obj in page.get("Contents", []):
+                    target = new_prefix + obj["Key"][len(old_prefix) :]
+                    self._copy(obj["Key"], target, obj["Size"])
+        except ConnectorError:
+            self._forget(new_prefix, folder=True)
+            raise
         self._delete_prefix(old_prefix)
         return {"filepath": f"/{new_path}"}
+
+    def _forget(self, key: str, *, folder: bool = False) -> None:
+        """Best-effort removal of a failed move's copies (the target was checked absent, so
+        nothing of the user's is lost): a failed move leaves the files where they were."""
+        try:
+            if folder:
+                self._delete_prefix(key)
+            else:
+                self.client.delete_object(Bucket=self.bucket, Key=key)
+        except (*_FAILURES, ConnectorError):
+            log.warning("s3.move.copy_left_behind (delete failed)")
 
     def _copy(self, key: str, target: str, size: int) -> None:
         """Server-side copy; above ``copy_limit`` (5 GiB) as a multipart copy."""
         source = {"Bucket": self.bucket, "Key": key}
         if size <= self.copy_limit:
-            self._call(
+            answer = self._call(
                 "the file",
                 self.client.copy_object,
                 Bucket=self.bucket,
                 Key=target,
                 CopySource=source,
             )
+            _etag(answer.get("CopyObjectResult"))  # no proof of a copy: the source stays
             return
         part = max(self.part_size, -(-size // MAX_PARTS))
         ranges = (f"bytes={s}-{min(s + part, size) - 1}" for s in range(0, size, part))
@@ -539,7 +617,7 @@ class S3Storage:
                     CopySource=source,
                     CopySourceRange=byte_range,
                 )
-                done.append({"PartNumber": number, "ETag": answer["CopyPartResult"]["ETag"]})
+                done.append({"PartNumber": number, "ETag": _etag(answer.get("CopyPartResult"))})
             return done
 
         self._assemble(target, "the file", send)

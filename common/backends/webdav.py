@@ -74,6 +74,10 @@ SYSTEMS = {
     ),
 }
 AUTH_MODES = ("bearer", "basic", "auto")
+RETRIED = ("PROPFIND", "GET", "HEAD", "DELETE")  # idempotent and bodiless (PROPFIND's is fixed)
+RETRY_STATUS = (502, 503, 504)
+ATTEMPTS = 3  # per request: the first and at most two retries
+MAX_WAIT = 30.0  # the longest Retry-After waited out; a longer one goes back as a 429
 DISCARD_DELAYS = (0.05, 0.2, 0.5, 1.0)  # seconds between DELETEs of an aborted upload's temp file
 USER_ID_MODES = ("auto", "strip", "keep")
 DAV = "{DAV:}"
@@ -152,9 +156,27 @@ def raise_for(resp: requests.Response, what: str, field: str = "filepath") -> No
         raise TooManyRequests("the file storage asks to slow down", headers=headers)
     if status == 507:
         raise InsufficientStorage("the user's file storage has no space left (quota)")
-    if status in (502, 503, 504):
+    if status in (502, 503):
         raise UpstreamUnavailable(f"the file storage is unavailable ({status})")
+    if status == 504:
+        raise UpstreamTimeout("the file storage's gateway timed out (504)")
     raise UpstreamError(f"the file storage answered {status} for {what}")
+
+
+def _backoff(attempt: int) -> float:
+    return min(0.25 * 2 ** (attempt - 1), 4.0)
+
+
+def _wait_for(resp: requests.Response, retry: bool, replayable: bool) -> float | None:
+    """Seconds to wait before sending again, or None: this answer is the one to keep."""
+    if resp.status_code == 429 and replayable:
+        value = (resp.headers.get("Retry-After") or "").strip()
+        if not value:
+            return 1.0
+        return float(value) if value.isdigit() and float(value) <= MAX_WAIT else None
+    if resp.status_code in RETRY_STATUS and retry:
+        return 1.0 if resp.status_code == 503 else 0.5
+    return None
 
 
 class WebDAVClient:
@@ -176,8 +198,11 @@ class WebDAVClient:
         timeout: tuple[float, float] = (10.0, 600.0),
         learned: Callable[[str], None] | None = None,
         auth_first: str = "bearer",
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.root_url = root_url.rstrip("/")
+        self.sleep = sleep
+        self.last_attempts = 0  # attempts of the latest request (see ``delete_file``)
         self._secret = secret
         self._user = user
         self.auth = auth
@@ -212,7 +237,44 @@ class WebDAVClient:
         stream: bool = False,
         replayable: bool = True,
     ) -> requests.Response:
-        """Send one request; transport failures become 503/504 problems."""
+        """Send one request; transport failures become 503/504 problems.
+
+        Idempotent verbs (``RETRIED``) are sent again, at most ``ATTEMPTS`` times in all, on
+        502/503/504, a reset or a timeout; a 429 is waited out (``Retry-After`` up to
+        ``MAX_WAIT``) for every request whose body can be sent again. A streamed PUT and a
+        MOVE are sent once: their retry could not be told from a second, different call.
+        """
+        retry = method in RETRIED
+        for attempt in range(1, ATTEMPTS + 1):
+            self.last_attempts = attempt
+            last = attempt == ATTEMPTS
+            try:
+                resp = self._request_once(method, path, headers, data, stream, replayable)
+            except (UpstreamUnavailable, UpstreamTimeout):
+                if not retry or last:
+                    raise
+                self._pause(method, "connection", _backoff(attempt))
+                continue
+            wait = _wait_for(resp, retry, replayable) if not last else None
+            if wait is None:
+                return resp
+            resp.close()
+            self._pause(method, f"status-{resp.status_code}", wait)
+        raise AssertionError("unreachable: the last attempt returns")  # pragma: no cover
+
+    def _pause(self, method: str, reason: str, wait: float) -> None:
+        log.warning("webdav.retry method=%s reason=%s wait=%.2fs", method, reason, wait)
+        self.sleep(wait)
+
+    def _request_once(
+        self,
+        method: str,
+        path: str,
+        headers: dict[str, str] | None,
+        data: Any,
+        stream: bool,
+        replayable: bool,
+    ) -> requests.Response:
         schemes = self._schemes(replayable)
         for i, scheme in enumerate(schemes):
             all_headers = {**(headers or {}), "Authorization": self._header(scheme)}
@@ -293,7 +355,9 @@ def _body_chunks(resp: requests.Response, path: str) -> Iterator[bytes]:
     try:
         yield from resp.iter_content(CHUNK_SIZE)
     except requests.RequestException as exc:
-        raise UpstreamUnavailable(f"the file storage broke off the download of /{path}") from exc
+        raise UpstreamUnavailable(
+            f"the file storage broke off the download of /{path}", field="filepath"
+        ) from exc
 
 
 class UploadBody:
@@ -438,6 +502,7 @@ class WebDAVStorage:
             timeout=self.timeout,
             learned=self._learn,
             auth_first=self._auth_first,
+            sleep=self.sleep,
         )
 
     def _ensure_folder(self, client: WebDAVClient, folder: str) -> None:
@@ -543,7 +608,12 @@ class WebDAVStorage:
                 "MOVE", temp, headers={"Destination": client.destination(path), "Overwrite": "T"}
             )
             moved.close()
-            raise_for(moved, f"/{path}")
+            if moved.status_code == 404:  # our own temp file is gone: the PUT did not land
+                raise UpstreamError(
+                    f"the file storage lost the upload of /{path} before it was in place",
+                    field="file",
+                )
+            _check_moved(moved, f"/{path}")
         except BaseException:
             self._discard(client, temp)
             raise
@@ -590,16 +660,27 @@ class WebDAVStorage:
         resp.close()
         if resp.status_code == 412:
             raise Conflict(f"/{new_path} exists already", field="newfilepath")
-        raise_for(resp, f"/{path}")
+        _check_moved(resp, f"/{path}")
         return {"filepath": f"/{new_path}"}
 
     def delete_file(self, who: Identity, path: str) -> None:
         """DELETE a file, or a folder with everything in it."""
         if not path:
             raise BadRequest("the root folder cannot be deleted", field="filepath")
-        resp = self.client(who).request("DELETE", path)
+        client = self.client(who)
+        resp = client.request("DELETE", path)
         resp.close()
+        if resp.status_code == 404 and client.last_attempts > 1:
+            return  # an earlier attempt deleted it; only its answer was lost
         raise_for(resp, f"/{path}")
+
+
+def _check_moved(resp: requests.Response, what: str) -> None:
+    """A MOVE is done only on 201 or 204 (RFC 4918); any other 2xx (say, a proxy's web
+    page) is no proof that the file is where it should be."""
+    raise_for(resp, what)
+    if resp.status_code not in (201, 204):
+        raise UpstreamError(f"the file storage answered MOVE of {what} with {resp.status_code}")
 
 
 def _oauth_fields(settings: Settings, system: str, public: str, internal: str | None) -> Json:

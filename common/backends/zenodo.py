@@ -347,7 +347,15 @@ class ZenodoArchive:
         present = {str(o.get("key")): int(o.get("size") or 0) for o in zc.list_bucket(bucket)}
         body, size = _sized_body(upload)
         _check_limits(path, key, size, present)
-        answer = zc.put_object(bucket, key, body, size)
+        try:
+            answer = zc.put_object(bucket, key, body, size)
+        except (UpstreamError, UpstreamUnavailable, UpstreamTimeout):
+            # The body may have arrived whole before the answer was lost: a failure must not
+            # leave the file in the record. A key that existed before is left alone (its
+            # delete would lose the user's earlier version).
+            if key not in present:
+                _discard(zc, bucket, key)
+            raise
         remote = str(answer.get("checksum") or "")
         if remote != f"md5:{body.md5}" or int(answer.get("size") or -1) != body.size:
             _discard(zc, bucket, key)
@@ -493,6 +501,8 @@ def _check_limits(path: str, key: str, size: int, present: dict[str, int]) -> No
 def _discard(zc: ZenodoClient, bucket: str, key: str) -> None:
     try:
         zc.delete_object(bucket, key)
+    except NotFound:
+        return  # nothing arrived: nothing to remove
     except ConnectorError:  # the 502 below says what happened; a leftover is logged
         log.error("zenodo.upload.discard_failed key_bytes=%d", len(key))
 
