@@ -18,6 +18,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
+from urllib.parse import parse_qsl
 
 from flask import Request, Response
 
@@ -36,7 +37,7 @@ from common.errors import (
     problem_from_error,
 )
 from common.identity import Identity, lookup_token, parse_user_id
-from common.multipart import MultipartReader, Part
+from common.multipart import MAX_FIELD_BYTES, MultipartReader, Part
 from common.routes import FILE_STORAGE, METADATA, Route, route
 from common.runtime import Runtime, get_runtime
 
@@ -102,17 +103,19 @@ class Call:
                 f"the body is over {self.settings.max_json_bytes} bytes", field="body"
             )
         mimetype = self.mimetype
-        if mimetype == "application/x-www-form-urlencoded":
-            req.max_form_memory_size = self.settings.max_json_bytes
-            form = req.form.to_dict()
-            self.body_pending = False
-            return form
-        raw = req.get_data(cache=True)
+        # Read at most the limit ourselves: a chunked body has no Content-Length to check
+        # first, and werkzeug's get_data()/form would read it whole before any limit applies.
+        raw = read_bounded(req.stream, self.settings.max_json_bytes)
         self.body_pending = False
-        if len(raw) > self.settings.max_json_bytes:
-            raise PayloadTooLarge(
-                f"the body is over {self.settings.max_json_bytes} bytes", field="body"
-            )
+        if mimetype == "application/x-www-form-urlencoded":
+            try:
+                pairs = parse_qsl(raw.decode("utf-8"), keep_blank_values=True)
+            except UnicodeDecodeError:
+                raise BadRequest("the form is not UTF-8", field="body") from None
+            form: dict[str, Any] = {}
+            for key, value in pairs:
+                form.setdefault(key, value)
+            return form
         if not raw.strip():
             return {}
         if mimetype and mimetype != "application/json" and not mimetype.endswith("+json"):
@@ -139,9 +142,17 @@ class Call:
             if part.is_file:
                 self.part = part
                 return fields
-            fields[part.name] = self.reader.read_value()
+            fields[part.name] = self._read_field()
         self.body_pending = False
         return fields
+
+    def _read_field(self) -> str:
+        """One text field, all of a request's fields together within ``max_json_bytes``."""
+        assert self.reader is not None
+        budget = self.settings.max_json_bytes - getattr(self, "_field_bytes", 0)
+        value = self.reader.read_value(limit=max(min(budget, MAX_FIELD_BYTES), 0))
+        self._field_bytes = getattr(self, "_field_bytes", 0) + len(value.encode("utf-8"))
+        return value
 
     def next_file_part(self) -> Part | None:
         """The next file part of a multipart body (the first one after ``fields``)."""
@@ -154,7 +165,7 @@ class Call:
         while (part := self.reader.next_part()) is not None:
             if part.is_file:
                 return part
-            self.fields[part.name] = self.reader.read_value()
+            self.fields[part.name] = self._read_field()
         self.body_pending = False
         return None
 
@@ -213,8 +224,10 @@ class Call:
             return
         length = self.request.content_length
         consumed = self.reader.consumed if self.reader else 0
-        if length is not None and length - consumed > DRAIN_LIMIT:
+        if length is None or length - consumed > DRAIN_LIMIT:
+            # too much left, or no telling how much (chunked): do not read it, hang up
             _close_after(response)
+            self.body_pending = False
             return
         try:
             if self.reader is not None:
@@ -223,9 +236,24 @@ class Call:
                 stream = self.request.stream
                 while stream.read(1024 * 1024):
                     pass
-        except (ConnectorError, OSError, ValueError):
+        except Exception:  # noqa: BLE001 - a broken body only means: close the connection
             _close_after(response)
         self.body_pending = False
+
+
+def read_bounded(stream: Any, limit: int) -> bytes:
+    """The whole (small) body, refused with 413 as soon as it passes ``limit`` bytes."""
+    out = bytearray()
+    while True:
+        try:
+            chunk = stream.read(64 * 1024)
+        except Exception as exc:
+            raise BadRequest("the request body broke off", field="body") from exc
+        if not chunk:
+            return bytes(out)
+        out += chunk
+        if len(out) > limit:
+            raise PayloadTooLarge(f"the body is over {limit} bytes", field="body")
 
 
 def _close_after(response: Response) -> None:

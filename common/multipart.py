@@ -74,7 +74,10 @@ class MultipartReader:
     def _fill(self) -> bool:
         if self._eof:
             return False
-        data = self._stream.read(self._chunk)
+        try:
+            data = self._stream.read(self._chunk)
+        except Exception as exc:
+            raise BadRequest("the request body broke off", field="body") from exc
         if not data:
             self._eof = True
             return False

@@ -42,15 +42,18 @@ class Meter:
         self._md5 = hashlib.md5(usedforsecurity=False)
 
     def __iter__(self) -> Iterator[bytes]:
-        for chunk in self._chunks:
+        source = iter(self._chunks)
+        for chunk in source:
             if not chunk:
                 continue
             self.size += len(chunk)
             if self.expected is not None and self.size > self.expected:
-                raise BadRequest(
-                    f"{self.field} is longer than its announced {self.expected} bytes",
-                    field=self.field,
-                )
+                raise self._longer()
+            # At the announced size, hold the last chunk back until the source proves it has
+            # ended: a sink that announced the size would otherwise receive a complete body
+            # of a stream that really was longer (a wrong size hint), and keep a cut file.
+            if self.size == self.expected and any(extra for extra in source):
+                raise self._longer()
             self._md5.update(chunk)
             yield chunk
         if self.expected is not None and self.size != self.expected:
@@ -58,6 +61,11 @@ class Meter:
                 f"{self.field} ended after {self.size} of its announced {self.expected} bytes",
                 field=self.field,
             )
+
+    def _longer(self) -> BadRequest:
+        return BadRequest(
+            f"{self.field} is longer than its announced {self.expected} bytes", field=self.field
+        )
 
     def __bool__(self) -> bool:
         """Always true: ``requests`` tests a body for truth, and an empty stream is a body."""

@@ -163,3 +163,50 @@ def test_unexpected_exceptions_become_a_generic_500_that_leaks_nothing(
     body = problem(resp, 500)
     assert "secret-detail" not in resp.get_data(as_text=True)
     assert body["requestId"] == resp.headers["X-Request-ID"]
+
+
+def test_a_body_without_length_is_refused_once_past_the_limit_not_read_whole() -> None:
+    """A chunked body has no Content-Length to check first: reading stops past the limit."""
+    from common.errors import PayloadTooLarge
+    from common.http import read_bounded
+
+    class Counting(io.BytesIO):
+        read_bytes = 0
+
+        def read(self, size=-1):
+            data = super().read(size)
+            Counting.read_bytes += len(data)
+            return data
+
+    with pytest.raises(PayloadTooLarge):
+        read_bounded(Counting(b" " * (8 << 20)), 4096)
+    assert Counting.read_bytes < 1024 * 1024
+    assert read_bounded(io.BytesIO(b'{"a": 1}'), 4096) == b'{"a": 1}'
+
+
+def test_a_chunked_body_over_the_limit_is_413(make_runtime) -> None:
+    from local_router import build_app
+
+    client = build_app(make_runtime(CONNECTOR_MAX_JSON_BYTES="4096")).test_client()
+    resp = client.post(
+        "/metadata/project",
+        input_stream=io.BytesIO(b" " * (1 << 20)),
+        content_type="application/json",
+        environ_overrides={"wsgi.input_terminated": True},
+    )
+    problem(resp, 413, "body")
+
+
+def test_all_multipart_fields_together_stay_within_the_body_limit(make_runtime) -> None:
+    from local_router import build_app
+
+    client = build_app(make_runtime(CONNECTOR_MAX_JSON_BYTES="4096")).test_client()
+    data = {
+        "userId": uid(),
+        **{f"f{i}": "x" * 1000 for i in range(8)},
+        "file": (io.BytesIO(b"x"), "a"),
+    }
+    resp = client.post(
+        "/metadata/project/0123456789abcdef/files", data=data, content_type="multipart/form-data"
+    )
+    problem(resp, 413, "body")

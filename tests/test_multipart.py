@@ -78,3 +78,28 @@ def test_preamble_before_first_boundary_is_skipped() -> None:
     part = reader.next_part()
     assert (part.name, reader.read_value()) == ("k", "v")
     assert reader.next_part() is None
+
+
+def test_a_stream_longer_than_announced_fails_before_its_last_announced_byte_goes_out() -> None:
+    """A sink that announced the size must never see a complete body of a longer stream."""
+    sent = []
+    with pytest.raises(BadRequest, match="longer"):
+        for chunk in Meter(iter([b"abc", b"de", b"f"]), 5):
+            sent.append(chunk)
+    assert b"".join(sent) == b"abc"  # "de" (reaching 5 bytes) was held back
+
+
+def test_no_final_crlf_makes_the_hint_short_and_the_meter_refuses_it() -> None:
+    body, b = encode({"userId": "u"}, {"file": ("a", io.BytesIO(PAYLOAD))})
+    assert body.endswith(b"--\r\n")
+    body = body[:-2]  # the closing CRLF is optional (RFC 2046)
+    reader = MultipartReader(io.BytesIO(body), b, len(body))
+    reader.next_part()
+    reader.read_value()
+    part = reader.next_part()
+    assert part.size_hint == len(PAYLOAD) - 2
+    sent = 0
+    with pytest.raises(BadRequest):
+        for chunk in Meter(reader.iter_data(), part.size_hint):
+            sent += len(chunk)
+    assert sent < part.size_hint

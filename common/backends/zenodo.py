@@ -349,8 +349,9 @@ class ZenodoArchive:
         _check_limits(path, key, size, present)
         try:
             answer = zc.put_object(bucket, key, body, size)
-        except (UpstreamError, UpstreamUnavailable, UpstreamTimeout):
-            # The body may have arrived whole before the answer was lost: a failure must not
+        except Exception:
+            # The body may have arrived whole before the answer was lost (or before our own
+            # stream turned out longer than announced): a failure must not
             # leave the file in the record. A key that existed before is left alone (its
             # delete would lose the user's earlier version).
             if key not in present:
