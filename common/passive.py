@@ -212,8 +212,13 @@ def _transfer_one(
     except ConnectorError as err:
         log.warning("passive.file_failed file=%s status=%d detail=%s", name, err.status, err.detail)
         return {**entry, "status": "failed", "error": err.detail, "errorStatus": err.status}
-    except (requests.RequestException, OSError) as exc:
-        log.warning("passive.file_failed file=%s error=%s", name, exc.__class__.__name__)
+    except Exception as exc:
+        log.warning(
+            "passive.file_failed file=%s error=%s",
+            name,
+            exc.__class__.__name__,
+            exc_info=not isinstance(exc, (requests.RequestException, OSError)),
+        )
         return {
             **entry,
             "status": "failed",

@@ -412,7 +412,7 @@ class LocalArchive(_LocalBase):
                 del state["files"][name]
 
 
-_RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
+_RANGE = re.compile(r"^bytes=(\d{0,19})-(\d{0,19})$")  # 19 digits: any real offset
 
 
 def _slice(fh: Any, start: int, length: int) -> Iterator[bytes]:
@@ -459,8 +459,8 @@ class LocalStorage(_LocalBase):
         if target.is_dir():
             raise BadRequest(f"/{path} is a folder", field="filepath")
         size = target.stat().st_size
-        fh = open(target, "rb")  # noqa: SIM115 - closed by the answer when it ends
         m = _RANGE.match(byte_range or "")
+        fh = open(target, "rb")  # noqa: SIM115 - closed by the answer when it ends
         if m and (m[1] or m[2]) and size:
             if m[1]:
                 start = int(m[1])
