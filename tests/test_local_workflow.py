@@ -231,3 +231,16 @@ def test_an_absurd_range_is_ignored_not_a_crash(client) -> None:
         headers={"Range": "bytes=" + "9" * 5000 + "-"},
     )
     assert (resp.status_code, resp.data) == (200, b"abc")
+
+
+def test_uploads_in_flight_are_not_user_files(client) -> None:
+    for method, body in (("GET", {"filepath": "/.tmp"}), ("DELETE", {"filepath": "/.tmp"})):
+        path = "/storage/folder" if method == "GET" else "/storage/file"
+        resp = client.open(path, method=method, json={"userId": uid(), **body})
+        assert resp.status_code == 404
+    resp = client.post(
+        "/storage/file",
+        data={"userId": uid(), "filepath": "/.tmp/x", "file": (io.BytesIO(b"x"), "f")},
+        content_type="multipart/form-data",
+    )
+    assert resp.status_code == 400

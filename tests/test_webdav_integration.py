@@ -263,3 +263,9 @@ def test_init_registers_oauth_and_a_bare_user_id_gets_its_token(dav, home, make_
         assert unknown.status_code == 401
     finally:
         ts_server.stop()
+
+
+def test_uploads_in_flight_are_hidden_from_listings(storage: WebDAVStorage, home: Path) -> None:
+    put(storage, "done.txt", b"done")
+    (home / ".rds-upload-0123abcd.part").write_bytes(b"half a fi")
+    assert storage.list_folder(ALICE, "") == ["/done.txt"]

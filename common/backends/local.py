@@ -435,6 +435,8 @@ class LocalStorage(_LocalBase):
         return root
 
     def _existing(self, who: Identity, path: str) -> Path:
+        if path.split("/", 1)[0] == ".tmp":  # uploads in flight: not the user's files
+            raise NotFound(f"nothing at /{path}", field="filepath")
         target = self._root(who) / path if path else self._root(who)
         if not target.exists():
             raise NotFound(f"nothing at /{path}", field="filepath")
@@ -449,7 +451,7 @@ class LocalStorage(_LocalBase):
         out = []
         for child in sorted(target.iterdir(), key=lambda p: p.name):
             if child.name == ".tmp" and not path:
-                continue
+                continue  # uploads in flight (see _existing)
             out.append(prefix + child.name + ("/" if child.is_dir() else ""))
         return out
 
@@ -483,6 +485,8 @@ class LocalStorage(_LocalBase):
     def store_file(self, who: Identity, path: str, upload: Upload) -> Json:
         if not path:
             raise BadRequest("filepath names the root folder, not a file", field="filepath")
+        if path.split("/", 1)[0] == ".tmp":
+            raise BadRequest("/.tmp is reserved for uploads in flight", field="filepath")
         root = self._root(who)
         meter = upload.meter()
         _write_atomic(root / path, meter, root / ".tmp")

@@ -542,7 +542,9 @@ class WebDAVStorage:
                 if href == base:
                     self_is_folder = is_folder
                 elif href.startswith(base + "/") and "/" not in href[len(base) + 1 :]:
-                    children.append((href[len(base) + 1 :], is_folder))
+                    name = href[len(base) + 1 :]
+                    if not _is_upload_temp(name):  # an upload in flight is not a file yet
+                        children.append((name, is_folder))
         if not self_is_folder:
             return []
         prefix = f"/{path}/" if path else "/"
@@ -705,3 +707,8 @@ def _oauth_fields(settings: Settings, system: str, public: str, internal: str | 
         "client_id": client_id,
         "client_secret": client_secret,
     }
+
+
+def _is_upload_temp(name: str) -> bool:
+    """Our own in-flight upload files (``.rds-upload-<hex>.part``), hidden from listings."""
+    return name.startswith(".rds-upload-") and name.endswith(".part")
