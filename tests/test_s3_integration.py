@@ -241,3 +241,16 @@ def test_boto3_is_imported_only_when_s3_is_configured(tmp_path) -> None:
         check=True,
     )
     assert out.stdout.split() == ["False", "False"]
+
+
+def test_a_key_over_s3s_limit_is_the_callers_400(storage: S3Storage, who: Identity) -> None:
+    long_path = (
+        "/".join(["d" * 200] * 5) + "/f.txt"
+    )  # valid for the paths module, > 1024 with prefix
+    with pytest.raises(BadRequest) as err:
+        put(storage, who, long_path, b"x")
+    assert err.value.field == "filepath"
+    put(storage, who, "short.txt", b"x")
+    with pytest.raises(BadRequest) as err:
+        storage.move_file(who, "short.txt", long_path)
+    assert err.value.field == "newfilepath"

@@ -507,3 +507,19 @@ def test_no_token_in_logs_or_errors(archive, caplog) -> None:
         archive.get_project(WHO, "7")
     assert TOKEN not in caplog.text
     assert TOKEN not in f"{err.value} {err.value!r} {getattr(err.value, 'extra', '')}"
+
+
+def test_an_answer_missing_its_id_is_a_502_not_a_crash(monkeypatch) -> None:
+    """A 201 without ``id`` (a proxy's page, a changed API) must not become a bare 500."""
+    from common.backends.zenodo import ZenodoArchive
+    from common.errors import UpstreamError
+    from common.zenodo_client import ZenodoClient
+
+    archive = ZenodoArchive.__new__(ZenodoArchive)
+    monkeypatch.setattr(ZenodoClient, "create_deposition", lambda self, *a, **k: {"links": {}})
+    monkeypatch.setattr(
+        ZenodoArchive, "client", lambda self, who: ZenodoClient("http://z.test", "t"), raising=False
+    )
+    with pytest.raises(UpstreamError) as err:
+        archive.create_project(Identity("alice", "t"), None)
+    assert isinstance(err.value.__cause__, KeyError)

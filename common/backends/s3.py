@@ -426,7 +426,7 @@ class S3Storage:
         """One PUT when the file fits in one part, else a multipart upload (aborted on failure)."""
         if not path:
             raise BadRequest("filepath names the root folder, not a file", field="filepath")
-        key = self._base(who) + path
+        key = _fitting(self._base(who) + path, "filepath")
         if self._has_prefix(key + "/"):
             raise Conflict("a folder already has this path", field="filepath")
         meter = upload.meter(hinted=True)
@@ -548,6 +548,7 @@ class S3Storage:
         if not path or not new_path:
             raise BadRequest("the root folder cannot be moved", field="filepath")
         base = self._base(who)
+        _fitting(base + new_path, "newfilepath")
         source = self._head(base + path)
         if source is not None:
             if self._head(base + new_path) is not None or self._has_prefix(base + new_path + "/"):
@@ -652,3 +653,16 @@ class S3Storage:
                 )
             count += len(keys)
         return count
+
+
+MAX_KEY_BYTES = 1024  # S3's limit on a key (KeyTooLongError above it)
+
+
+def _fitting(key: str, field: str) -> str:
+    """Refuse, as the caller's error, a path that with the user's prefix exceeds S3's limit."""
+    if len(key.encode("utf-8")) > MAX_KEY_BYTES:
+        raise BadRequest(
+            f"{field} is too long for the object store ({MAX_KEY_BYTES} bytes with the prefix)",
+            field=field,
+        )
+    return key

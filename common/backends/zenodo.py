@@ -99,6 +99,53 @@ def _address(settings: Settings) -> str:
     return value
 
 
+_ROUTE_METHODS = (
+    "list_projects",
+    "create_project",
+    "get_project",
+    "update_project",
+    "publish_project",
+    "delete_project",
+    "list_files",
+    "store_file",
+    "delete_files",
+    "get_file",
+    "update_file",
+    "delete_file",
+    "check_batch",
+)
+
+
+def _answers_read_safely(cls: type) -> type:
+    """Wrap each route method: an answer of Zenodo's that lacks a field or has one of the
+    wrong type (``KeyError``, ``TypeError``, ``ValueError``, ``AttributeError`` while we read
+    it) is a 502 problem, not a bare 500. Our own checks raise ``ConnectorError`` subclasses,
+    which pass through unchanged."""
+
+    def wrap(method: Callable[..., Any]) -> Callable[..., Any]:
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return method(*args, **kwargs)
+            except (KeyError, TypeError, ValueError, AttributeError) as exc:
+                log.warning(
+                    "zenodo.answer_unreadable method=%s error=%s",
+                    method.__name__,
+                    exc.__class__.__name__,
+                    exc_info=True,
+                )
+                raise UpstreamError("Zenodo answered in a shape the connector cannot read") from exc
+
+        wrapper.__name__ = method.__name__
+        wrapper.__doc__ = method.__doc__
+        return wrapper
+
+    for name in _ROUTE_METHODS:
+        if hasattr(cls, name):
+            setattr(cls, name, wrap(getattr(cls, name)))
+    return cls
+
+
+@_answers_read_safely
 class ZenodoArchive:
     """Metadata interface on Zenodo depositions; one instance serves every user."""
 
