@@ -85,10 +85,6 @@ class InsufficientStorage(ConnectorError):
     status, title, slug = 507, "Insufficient storage", "insufficient-storage"
 
 
-class NotImplementedHere(ConnectorError):
-    status, title, slug = 501, "Not implemented by this deployment", "not-implemented"
-
-
 class UpstreamError(ConnectorError):
     """The outside service answered, but not in a way we can use (bad status, bad body)."""
 

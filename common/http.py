@@ -75,6 +75,8 @@ class Call:
         self._fields: dict[str, Any] | None = None
         self._identity: Identity | None = None
         self.reader: MultipartReader | None = None
+        self.part: Part | None = None  # the first file part, reached but not yet read
+        self._field_bytes = 0  # text-field bytes of a multipart body so far
         self.body_pending = True  # the body has not been read to its end
 
     # -- body --------------------------------------------------------------------------
@@ -137,7 +139,6 @@ class Call:
         boundary = self.request.mimetype_params.get("boundary", "")
         self.reader = MultipartReader(self.request.stream, boundary, self.request.content_length)
         fields: dict[str, Any] = {}
-        self.part: Part | None = None
         while (part := self.reader.next_part()) is not None:
             if part.is_file:
                 self.part = part
@@ -149,9 +150,9 @@ class Call:
     def _read_field(self) -> str:
         """One text field, all of a request's fields together within ``max_json_bytes``."""
         assert self.reader is not None
-        budget = self.settings.max_json_bytes - getattr(self, "_field_bytes", 0)
+        budget = self.settings.max_json_bytes - self._field_bytes
         value = self.reader.read_value(limit=max(min(budget, MAX_FIELD_BYTES), 0))
-        self._field_bytes = getattr(self, "_field_bytes", 0) + len(value.encode("utf-8"))
+        self._field_bytes += len(value.encode("utf-8"))
         return value
 
     def next_file_part(self) -> Part | None:
@@ -159,7 +160,7 @@ class Call:
         self.fields  # noqa: B018 - make sure the fields before the first file are read
         if self.reader is None:
             return None
-        part, self.part = getattr(self, "part", None), None
+        part, self.part = self.part, None
         if part is not None:
             return part
         while (part := self.reader.next_part()) is not None:

@@ -217,7 +217,7 @@ _FILES_UPLOAD["content"][FORM] = {
     "x-rds-deviation": (
         "passive mode: upstream puts `folder` in the multipart form; real RDS POSTs a plain "
         "form with folder, service, username, userId, and the connector pulls the folder "
-        "from `service` itself (501 where this version cannot)"
+        "from `service` itself"
     ),
 }
 
@@ -361,7 +361,6 @@ _ERRORS = {
     415: "The body's content type is not one this operation reads",
     431: "The request's headers are over CONNECTOR_MAX_HEADER_BYTES",
     500: "A bug; the body carries only a request id to find the log line",
-    501: "Not available in this version (passive transfer)",
     502: "The outside service answered in a way we cannot use",
     503: "The outside service (or the Token Storage/Port service) cannot be reached",
     504: "The outside service timed out",
@@ -378,7 +377,7 @@ def _error_codes(r: Route) -> list[int]:
     if r.name in ("files_upload", "storage_file_post"):
         codes.append(507)
     if r.name == "files_upload":
-        codes += [403, 501]
+        codes.append(403)
     return sorted(codes)
 
 
