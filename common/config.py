@@ -53,6 +53,7 @@ class Settings:
     file_transfer_archive: int = 0
     max_json_bytes: int = 10 * 1024 * 1024
     max_header_bytes: int = 64 * 1024
+    max_listing: int = 100_000
     connect_timeout: float = 10.0
     read_timeout: float = 600.0
     # Caller authentication (common/caller_auth.py): none | bearer | google.
@@ -237,6 +238,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         file_transfer_archive=_int(src, "CONNECTOR_FILE_TRANSFER_ARCHIVE", 0, 0, 1),
         max_json_bytes=_int(src, "CONNECTOR_MAX_JSON_BYTES", 10 * 1024 * 1024, 1024, 2**31),
         max_header_bytes=_int(src, "CONNECTOR_MAX_HEADER_BYTES", 64 * 1024, 1024, 2**24),
+        max_listing=_int(src, "CONNECTOR_MAX_LISTING", 100_000, 1, 10**8),
         connect_timeout=_float(src, "CONNECTOR_CONNECT_TIMEOUT", 10.0),
         read_timeout=_float(src, "CONNECTOR_READ_TIMEOUT", 600.0),
         **_caller_auth(src),

@@ -177,6 +177,20 @@ class Call:
             raise BadRequest(f"{name} is missing", field=name)
         return value
 
+    def flag(self, name: str, default: bool) -> bool:
+        """A yes/no field (JSON boolean, or ``true``/``false``/``1``/``0`` in a form)."""
+        value = self.fields.get(name)
+        if value in (None, ""):
+            return default
+        if isinstance(value, bool):
+            return value
+        text = str(value).strip().lower()
+        if text in ("true", "1"):
+            return True
+        if text in ("false", "0"):
+            return False
+        raise BadRequest(f"{name} must be true or false", field=name)
+
     # -- who and where -----------------------------------------------------------------
     @property
     def backend(self) -> Any:

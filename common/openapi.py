@@ -238,7 +238,17 @@ _BODIES: dict[str, Json | None] = {
         {"filename": {"type": "string", "description": "The new path in the project."}}
     ),
     "file_delete": _json_body(),
-    "storage_folder_get": _json_body({"filepath": _PATH_FIELD}),
+    "storage_folder_get": _json_body(
+        {
+            "filepath": _PATH_FIELD,
+            "recursive": {
+                "type": "boolean",
+                "default": True,
+                "description": "false: the interface document's form (children, absolute)",
+                "x-rds-deviation": "not in upstream; upstream's form only on request",
+            },
+        }
+    ),
     "storage_file_get": _json_body({"filepath": _PATH_FIELD}, ("filepath",)),
     "storage_file_post": _upload_body(
         "filepath", {}, "upstream names the file part `files`; we expect `file` (and accept both)"
@@ -307,14 +317,22 @@ _ANSWERS: dict[str, Json] = {
     "file_update": {"200": _ok(_ref("File"))},
     "file_delete": {"200": _ok(_ref("Success"))},
     "storage_folder_get": {
-        "200": _ok(
-            {
-                "type": "object",
-                "properties": {"files": {"type": "array", "items": {"type": "string"}}},
-                "required": ["files"],
-            },
-            "Absolute paths of the folder's children, folders end in '/' (not recursive)",
-        )
+        "200": {
+            **_ok(
+                {
+                    "type": "object",
+                    "properties": {"files": {"type": "array", "items": {"type": "string"}}},
+                    "required": ["files"],
+                },
+                "Every file below the folder, named relative to it, no folder entries "
+                "(`recursive: false`: the children as absolute paths, folders ending in '/')",
+            ),
+            "x-rds-deviation": (
+                "upstream says absolute, one level, folders ending in '/'; the deployed "
+                "port_owncloud answers recursive, relative, files only, and the Exporter uses "
+                "each entry unchanged as the archive's filename and never recurses"
+            ),
+        }
     },
     "storage_file_get": {
         "200": _ok({"type": "string", "format": "binary"}, "The bytes", "application/octet-stream"),

@@ -391,7 +391,7 @@ def drive_each_function(urls: dict[str, str]) -> set[str]:
     invalid("storage_file_post", "POST", "/storage/file")
     folder = {**user, "filepath": "/research"}
     assert call("storage_folder_get", "GET", "/storage/folder", 200, json=folder).json() == {
-        "files": ["/research/a.csv"]
+        "files": ["a.csv"]
     }
     invalid("storage_folder_get", "GET", "/storage/folder")
     a_csv = {**user, "filepath": "/research/a.csv"}

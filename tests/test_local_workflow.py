@@ -161,9 +161,13 @@ def test_storage_interface_round_trip(client) -> None:
     assert store("/research/b.txt", b"").status_code == 200
     assert store("/research/ä ö.txt", b"umlaut").status_code == 200
     listing = client.get("/storage/folder", json={"userId": uid(), "filepath": "/research"}).json
-    assert listing == {"files": ["/research/b.txt", "/research/raw/", "/research/ä ö.txt"]}
+    assert listing == {"files": ["b.txt", "raw/a.csv", "ä ö.txt"]}  # what port_owncloud answers
     assert client.get("/storage/folder", json={"userId": uid(), "filepath": "/"}).json == {
-        "files": ["/research/"]
+        "files": ["research/b.txt", "research/raw/a.csv", "research/ä ö.txt"]
+    }
+    children = {"userId": uid(), "filepath": "/research", "recursive": False}
+    assert client.get("/storage/folder", json=children).json == {
+        "files": ["/research/b.txt", "/research/raw/", "/research/ä ö.txt"]
     }
     assert client.get(
         "/storage/folder", json={"userId": uid(), "filepath": "/research/b.txt"}
@@ -190,7 +194,7 @@ def test_storage_interface_round_trip(client) -> None:
         == 200
     )
     assert client.get("/storage/folder", json={"userId": uid(), "filepath": "/"}).json == {
-        "files": ["/archive/"]
+        "files": ["archive/b.txt"]
     }
     other = uid("bob", "t")
     assert (

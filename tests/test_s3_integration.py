@@ -19,7 +19,14 @@ from moto.server import ThreadedMotoServer
 from common.backends.base import LoginFailed
 from common.backends.s3 import MiB, S3Storage
 from common.config import load_settings
-from common.errors import BadRequest, ConfigError, Conflict, NotFound, UpstreamUnavailable
+from common.errors import (
+    BadRequest,
+    ConfigError,
+    Conflict,
+    NotFound,
+    UnprocessableContent,
+    UpstreamUnavailable,
+)
 from common.identity import Identity
 from common.streams import Upload
 from tests.conftest import uid
@@ -89,6 +96,19 @@ def test_listing_names_nesting_markers_and_pages(storage: S3Storage, who: Identi
     assert storage.list_folder(who, "top/sub dir") == ["/top/sub dir/deeper/"]
     assert storage.list_folder(who, "top/marked") == []
     assert storage.list_folder(who, "top/naïve 文件.csv") == []  # a file lists as []
+    # what RDS callers read: every file below, relative, no folders or folder markers
+    assert storage.list_files(who, "top", 100) == sorted(
+        [*names, "empty.txt", "sub dir/deeper/x.bin"]
+    )
+    assert storage.list_files(who, "", 100) == sorted(
+        f"top/{n}" for n in [*names, "empty.txt", "sub dir/deeper/x.bin"]
+    )
+    assert storage.list_files(who, "top/naïve 文件.csv", 100) == []
+    with pytest.raises(NotFound):
+        storage.list_files(who, "no such folder", 100)
+    with pytest.raises(UnprocessableContent) as over:
+        storage.list_files(who, "top", 5)
+    assert over.value.field == "filepath"
     assert read(storage, who, "top/100% #1?.dat") == b"100% #1?.dat"
     assert read(storage, who, "top/empty.txt") == b""
     assert storage.list_folder(Identity("nobody-yet"), "") == []  # the root always exists

@@ -15,7 +15,15 @@ from pathlib import Path
 import pytest
 
 from common.backends.webdav import WebDAVStorage
-from common.errors import BadRequest, Conflict, ConnectorError, Forbidden, NotFound, Unauthorized
+from common.errors import (
+    BadRequest,
+    Conflict,
+    ConnectorError,
+    Forbidden,
+    NotFound,
+    Unauthorized,
+    UnprocessableContent,
+)
 from common.identity import Identity
 from common.streams import Upload
 from tests.conftest import uid
@@ -76,6 +84,18 @@ def test_listing_shapes_names_and_nesting(storage: WebDAVStorage, home: Path) ->
     assert storage.list_folder(ALICE, "top/sub dir") == ["/top/sub dir/deeper/"]
     assert storage.list_folder(ALICE, "top/empty folder") == []
     assert storage.list_folder(ALICE, "top/naïve 文件.csv") == []  # a file lists as []
+    # what RDS callers read: every file below, relative, no folders (empty ones vanish)
+    (home / "top" / "sub dir" / ".rds-upload-0a1b.part").write_bytes(b"half")
+    assert storage.list_files(ALICE, "top", 100) == sorted(
+        [*names, "empty.txt", "sub dir/deeper/x.bin"]
+    )
+    assert storage.list_files(ALICE, "", 100) == sorted(
+        f"top/{n}" for n in [*names, "empty.txt", "sub dir/deeper/x.bin"]
+    )
+    assert storage.list_files(ALICE, "top/naïve 文件.csv", 100) == []
+    with pytest.raises(UnprocessableContent) as over:
+        storage.list_files(ALICE, "top", 5)
+    assert over.value.field == "filepath"
     for name in names:
         assert read(storage, ALICE, f"top/{name}") == name.encode()
     assert read(storage, ALICE, "top/empty.txt") == b""
@@ -258,7 +278,7 @@ def test_init_registers_oauth_and_a_bare_user_id_gets_its_token(dav, home, make_
         put(runtime.storage, "bare.txt", b"found via the Port service")
         client = build_app(runtime).test_client()
         listed = client.get("/storage/folder", json={"userId": USER, "filepath": "/"})
-        assert listed.status_code == 200 and listed.json == {"files": ["/bare.txt"]}
+        assert listed.status_code == 200 and listed.json == {"files": ["bare.txt"]}
         unknown = client.get("/storage/folder", json={"userId": "carol@elsewhere.org"})
         assert unknown.status_code == 401
     finally:

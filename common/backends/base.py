@@ -8,9 +8,11 @@ they know nothing of HTTP requests or of Flask, so a backend is tested without a
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, Protocol
 
 from common.config import Settings
+from common.errors import UnprocessableContent
 from common.identity import Identity
 from common.streams import Download, Upload
 
@@ -74,13 +76,50 @@ class BatchLimits(Protocol):
 
 
 class Storage(Backend, Protocol):
-    """The fileStorage interface: a user's folder tree, paths relative to their root."""
+    """The fileStorage interface: a user's folder tree, paths relative to their root.
+
+    Two listings: ``list_files`` is what every deployed RDS caller reads (every file below
+    the folder, named relative to it, no folder entries -- port_owncloud's answer);
+    ``list_folder`` is the interface document's form (the folder's children as absolute
+    paths, folders ending in ``/``), served only on explicit request.
+    """
 
     def list_folder(self, who: Identity, path: str) -> list[str]: ...
+    def list_files(self, who: Identity, path: str, limit: int) -> list[str]: ...
     def open_file(self, who: Identity, path: str, byte_range: str | None = None) -> Download: ...
     def store_file(self, who: Identity, path: str, upload: Upload) -> Json: ...
     def move_file(self, who: Identity, path: str, new_path: str) -> Json: ...
     def delete_file(self, who: Identity, path: str) -> None: ...
+
+
+def walk_files(list_children: Callable[[str], list[str]], path: str, limit: int) -> list[str]:
+    """Every file below ``path`` by listing folder after folder, relative, sorted.
+
+    ``list_children(folder)`` is a backend's ``list_folder`` (absolute children, folders
+    ending in ``/``); backends whose store has no cheaper recursive listing use this. More
+    than ``limit`` files is a 422 naming ``filepath``, before the answer grows without bound.
+    """
+    root = f"/{path}/" if path else "/"
+    files: list[str] = []
+    pending = [path]
+    while pending:
+        for child in list_children(pending.pop()):
+            if child.endswith("/"):
+                pending.append(child[1:-1])
+                continue
+            files.append(child[len(root) :])
+            check_listing_size(len(files), limit)
+    return sorted(files)
+
+
+def check_listing_size(count: int, limit: int) -> None:
+    """A listing over ``limit`` files is refused (``CONNECTOR_MAX_LISTING``)."""
+    if count > limit:
+        raise UnprocessableContent(
+            f"the folder holds more than {limit} files; list a subfolder "
+            "(CONNECTOR_MAX_LISTING sets the limit)",
+            field="filepath",
+        )
 
 
 class LoginFailed(Exception):

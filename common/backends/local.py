@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import quote
 
-from common.backends.base import Json, LoginFailed
+from common.backends.base import Json, LoginFailed, walk_files
 from common.config import Settings
 from common.errors import (
     BadRequest,
@@ -454,6 +454,9 @@ class LocalStorage(_LocalBase):
                 continue  # uploads in flight (see _existing)
             out.append(prefix + child.name + ("/" if child.is_dir() else ""))
         return out
+
+    def list_files(self, who: Identity, path: str, limit: int) -> list[str]:
+        return walk_files(lambda folder: self.list_folder(who, folder), path, limit)
 
     @_fs_errors("filepath")
     def open_file(self, who: Identity, path: str, byte_range: str | None = None) -> Download:

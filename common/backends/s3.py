@@ -41,7 +41,7 @@ from botocore.exceptions import (
 )
 from botocore.parsers import ResponseParserError
 
-from common.backends.base import Json, LoginFailed
+from common.backends.base import Json, LoginFailed, check_listing_size
 from common.config import Settings
 from common.errors import (
     BadRequest,
@@ -382,6 +382,21 @@ class S3Storage:
             raise NotFound(f"nothing at /{path}", field="filepath")
         prefix = f"/{path}/" if path else "/"
         return [prefix + name + ("/" if folder else "") for name, folder in sorted(names)]
+
+    def list_files(self, who: Identity, path: str, limit: int) -> list[str]:
+        """Every object below ``path`` in one flat listing (no delimiter), relative to it;
+        folder marker objects (keys ending in '/') are no files."""
+        base = self._base(who)
+        folder_key = base + path + "/" if path else base
+        files: list[str] = []
+        for page in self._pages(folder_key):
+            for obj in page.get("Contents", []):
+                if not obj["Key"].endswith("/"):
+                    files.append(obj["Key"][len(folder_key) :])
+                    check_listing_size(len(files), limit)
+        if not files and path:
+            self.list_folder(who, path)  # nothing there: the same 404 as a listing's
+        return sorted(files)
 
     def open_file(self, who: Identity, path: str, byte_range: str | None = None) -> Download:
         """``GetObject`` streamed in chunks; ``Range`` passed through (unsatisfiable: ignored)."""

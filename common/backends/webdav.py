@@ -36,7 +36,7 @@ import urllib3
 from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import iterparse
 
-from common.backends.base import Json, LoginFailed
+from common.backends.base import Json, LoginFailed, walk_files
 from common.config import Settings
 from common.errors import (
     BadRequest,
@@ -549,6 +549,11 @@ class WebDAVStorage:
             return []
         prefix = f"/{path}/" if path else "/"
         return [prefix + name + ("/" if folder else "") for name, folder in sorted(children)]
+
+    def list_files(self, who: Identity, path: str, limit: int) -> list[str]:
+        """Every file below ``path`` by ``PROPFIND Depth: 1`` per folder (servers commonly
+        refuse ``Depth: infinity``, ownCloud and Nextcloud by default)."""
+        return walk_files(lambda folder: self.list_folder(who, folder), path, limit)
 
     def open_file(self, who: Identity, path: str, byte_range: str | None = None) -> Download:
         """Stream the file's bytes; ``Range`` goes to the server (an unsatisfiable one is dropped)."""

@@ -1,4 +1,4 @@
-"""GET /storage/folder: a folder's children as absolute paths, folders ending in '/'."""
+"""GET /storage/folder: every file below a folder, relative to it (what RDS callers read)."""
 
 import functions_framework
 
@@ -9,6 +9,10 @@ from common.paths import storage_path
 @functions_framework.http
 @endpoint("storage_folder_get")
 def storage_folder_get(call: Call) -> Answer:
-    """List ``filepath`` (not recursive); a file lists as ``[]``."""
+    """``{"files": [...]}``: recursive, relative, files only, as port_owncloud answers and the
+    Exporter needs; ``recursive: false`` gives the interface document's form instead
+    (children as absolute paths, folders ending in '/'). A file lists as ``[]``."""
     path = storage_path(call.field("filepath") or "/")
-    return {"files": call.storage.list_folder(call.identity, path)}
+    if not call.flag("recursive", default=True):
+        return {"files": call.storage.list_folder(call.identity, path)}
+    return {"files": call.storage.list_files(call.identity, path, call.settings.max_listing)}

@@ -21,7 +21,9 @@ def round_trip_through_routes(client: FlaskClient, who: str) -> None:
     assert resp.status_code == 200, resp.json
     assert resp.json["files"][0]["checksum"] == "md5:" + hashlib.md5(data).hexdigest()
     listed = client.get("/storage/folder", json={"userId": who, "filepath": "/in/"})
-    assert listed.json == {"files": ["/in/ü data.bin"]}
+    assert listed.json == {"files": ["ü data.bin"]}
+    children = {"userId": who, "filepath": "/", "recursive": "false"}
+    assert client.get("/storage/folder", json=children).json == {"files": ["/in/"]}
     got = client.get("/storage/file", json={"userId": who, "filepath": "/in/ü data.bin"})
     assert got.status_code == 200 and got.data == data
     assert got.headers["Content-Length"] == str(len(data))
