@@ -101,6 +101,17 @@ class UpstreamTimeout(ConnectorError):
     status, title, slug = 504, "Upstream service timed out", "upstream-timeout"
 
 
+class TransferIncomplete(ConnectorError):
+    """Some files of a transfer did not make it; ``status`` is the one they share (4xx), or
+    502. The per-file report rides in ``extra`` (``files``, ``failed``)."""
+
+    status, title, slug = 502, "Some files did not make it", "transfer-incomplete"
+
+    def __init__(self, detail: str, *, status: int = 502, **kwargs: Any) -> None:
+        super().__init__(detail, **kwargs)
+        self.status = status
+
+
 class ConfigError(Exception):
     """A setting is missing or wrong; raised at start, never answered to a caller."""
 
@@ -116,12 +127,20 @@ def problem_body(
     request_id: str | None = None,
     extra: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Build an RFC 9457 problem document; ``field`` names the request field at fault."""
+    """Build an RFC 9457 problem document; ``field`` names the request field at fault.
+
+    ``success: false`` and ``message`` ride along in every problem: deployed RDS callers read
+    ``response.json()["success"]`` from error answers too (the Exporter crashes on a body
+    without it, and the user sees a bare 500) and show ``message``, as the Token Storage
+    answers it.
+    """
     body: dict[str, Any] = {
         "type": PROBLEM_TYPE_BASE + slug if slug != "about:blank" else slug,
         "title": title,
         "status": status,
         "detail": detail,
+        "success": False,
+        "message": detail,
     }
     if field:
         body["field"] = field

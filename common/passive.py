@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -41,7 +40,7 @@ from common.errors import (
 )
 from common.gcp_auth import IdTokenAuth
 from common.identity import Identity, lookup_token
-from common.paths import storage_path
+from common.paths import relative_path, storage_path
 from common.runtime import Runtime
 from common.streams import CHUNK_SIZE, Download, Meter, Upload
 
@@ -113,7 +112,9 @@ class StorageClient:
             if resp.status_code < 300:
                 return resp
             resp.close()
-            if attempt == 1 and resp.status_code in (401, 403) and self._session_user_id:
+            # like the Exporter: ANY refusal of the bare form is asked again in the session
+            # form (the deployed port_owncloud answers a bare-form listing with 500)
+            if attempt == 1 and self._user_id == self.user and self._session_user_id:
                 self._user_id = self._session_user_id()
                 continue
             break
@@ -147,26 +148,46 @@ class StorageClient:
         )
 
 
-def walk(source: Source, folder: str, limit: int) -> Iterator[str]:
-    """Every file below ``folder`` (absolute paths), breadth first, at most ``limit``."""
-    pending = [folder]
-    seen: set[str] = set()
-    count = 0
+def walk(source: Source, folder: str, limit: int) -> list[str]:
+    """Every file below ``folder`` (``/a/b``, ``/`` for the root), named relative to it.
+
+    Reads whatever listing a real fileStorage connector sends: port_owncloud's (recursive,
+    relative, files only), the interface document's (absolute, one level, folders ending
+    in ``/``, listed in turn), or a mix. An absolute entry below ``folder`` is made
+    relative; any other entry is taken as relative to the folder listed (a stray leading
+    ``/`` dropped), and one that would climb out of it is refused. At most ``limit`` files.
+    """
+    root = folder.rstrip("/")
+    pending = [""]
+    listed: set[str] = set()
+    files: dict[str, None] = {}  # insertion-ordered set: a mixed listing may repeat a file
     while pending:
-        current = pending.pop(0)
-        if current in seen:
+        sub = pending.pop(0)
+        if sub in listed:
             continue
-        seen.add(current)
-        for entry in source.list_folder(current):
-            if not entry.startswith(current.rstrip("/") + "/"):
-                raise UpstreamError(f"the storage listed {entry!r} outside {current!r}")
+        listed.add(sub)
+        for entry in source.list_folder(f"{root}/{sub}" if sub else root or "/"):
+            name = _below(entry, root, sub)
             if entry.endswith("/"):
-                pending.append(entry)
+                pending.append(name)
                 continue
-            count += 1
-            if count > limit:
+            files[name] = None
+            if len(files) > limit:
                 raise BadRequest(f"the folder holds more than {limit} files", field="folder")
-            yield entry
+    return list(files)
+
+
+def _below(entry: str, root: str, sub: str) -> str:
+    """A listing's ``entry`` (of folder ``root/sub``) as a path relative to ``root``."""
+    if entry.startswith(root + "/"):  # absolute (with root '' every '/...' entry is)
+        name = entry[len(root) + 1 :]
+    else:  # relative to the folder listed
+        inner = entry.lstrip("/")
+        name = f"{sub}/{inner}" if sub else inner
+    try:
+        return relative_path(name.rstrip("/"), "folder")
+    except BadRequest:
+        raise UpstreamError(f"the storage listed {entry!r}, which is not inside the folder") from None
 
 
 def _md5_of(download: Download) -> tuple[int, str]:
@@ -271,17 +292,16 @@ def pull_folder(
     service = str(fields.get("service") or "")
     if not SERVICE_RE.match(service):
         raise BadRequest("service must be an RDS service name like port-owncloud", field="service")
-    folder_path = storage_path(fields.get("folder"), "folder")
-    folder = "/" + folder_path
+    # the Exporter strips the trailing '/', so the user's root arrives as ''
+    folder = "/" + storage_path(fields.get("folder") or "/", "folder")
     username = str(fields.get("username") or who.user)
     if username != who.user:
         raise Forbidden("username names another user than userId", field="username")
     archive = runtime.archive
     source = _source(runtime, who, service, username)
     limit = int(runtime.settings.get("PASSIVE_MAX_FILES", "10000") or 10000)
-    paths = list(walk(source, folder, limit))
-    prefix = folder.rstrip("/") + "/"
-    names = [p[len(prefix) :] for p in paths]
+    names = walk(source, folder, limit)
+    paths = [f"{folder.rstrip('/')}/{name}" for name in names]
     _check_batch(archive, who, project_id, names)
     existing = {f["filename"]: f for f in archive.list_files(who, project_id)}
     workers = max(1, int(runtime.settings.get("PASSIVE_CONCURRENCY", "4") or 4))

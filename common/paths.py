@@ -47,6 +47,18 @@ def relative_path(value: object, field: str, *, allow_root: bool = False) -> str
     return value
 
 
+def archive_name(value: object, field: str = "filename") -> str:
+    """A file's name in a project: relative, ``/`` keeps folders; a leading ``/`` is dropped.
+
+    The Exporter passes each storage listing entry on unchanged as ``filename``; a storage
+    that lists absolute paths (the interface document's form) would otherwise have every
+    file refused. Dropping the slash cannot climb anywhere: the rest is checked as usual.
+    """
+    if isinstance(value, str) and value.startswith("/"):
+        value = value.lstrip("/")
+    return relative_path(value, field)
+
+
 def storage_path(value: object, field: str = "filepath") -> str:
     """Validate an absolute storage path (``/a/b.csv``, ``/a/`` or ``/``); returns it relative.
 

@@ -4,34 +4,30 @@ from __future__ import annotations
 
 from typing import Any
 
-from common.errors import PROBLEM_CONTENT_TYPE, problem_body
-from common.http import Call, json_response
+from common.errors import TransferIncomplete
+from common.http import Call
 from common.passive import pull_folder
-from common.paths import relative_path, storage_path
+from common.paths import archive_name, storage_path
 from common.uploads import receive
 
 
 def add_files(call: Call) -> Any:
     """``POST .../files``: multipart uploads; a plain form with ``folder`` asks for a pull."""
     project_id = call.params["project_id"]
-    if not call.is_multipart and call.fields.get("folder"):
+    if not call.is_multipart and ("folder" in call.fields or "service" in call.fields):
         body, status = pull_folder(call.runtime, call.identity, project_id, call.fields)
         if status == 200:
             return body
-        problem = problem_body(
-            status,
-            "Some files did not make it",
-            f"{len(body['failed'])} of "
-            f"{len(body['files'])} files failed: {', '.join(body['failed'][:20])}",
-            slug="transfer-incomplete",
+        failed = body["failed"]
+        raise TransferIncomplete(
+            f"{len(failed)} of {len(body['files'])} files failed: {', '.join(failed[:20])}",
+            status=status,
             field="folder",
-            instance=call.request.path,
             extra=body,
         )
-        return json_response(problem, status, PROBLEM_CONTENT_TYPE)
 
     def store(upload: Any) -> dict[str, Any]:
-        upload.filename = relative_path(upload.filename, "filename")
+        upload.filename = archive_name(upload.filename, "filename")
         return call.archive.store_file(call.identity, project_id, upload)
 
     return {"success": True, "files": receive(call, "filename", store)}

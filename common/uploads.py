@@ -54,10 +54,30 @@ def receive(
         raise BadRequest(
             "send the file as multipart/form-data with a part named 'file'", field="file"
         )
+    stored: list[dict[str, Any]] = []
+    try:
+        _receive_parts(call, name_field, store, stored)
+    except ConnectorError as exc:
+        # the per-file report: what this request stored before the failure, what it did not
+        failed = exc.extra.get("notStored", [])
+        exc.extra.setdefault(
+            "files",
+            [{**s, "status": "stored"} for s in stored]
+            + [{"filename": name, "status": "failed", "error": exc.detail} for name in failed],
+        )
+        raise
+    return stored
+
+
+def _receive_parts(
+    call: Call,
+    name_field: str,
+    store: Callable[[Upload], dict[str, Any]],
+    stored: list[dict[str, Any]],
+) -> None:
     part = call.next_file_part()
     if part is None:
         raise BadRequest("the body has no file part named 'file'", field="file")
-    stored: list[dict[str, Any]] = []
     first = True
     while part is not None:
         if part.name not in FILE_FIELDS:
@@ -83,4 +103,3 @@ def receive(
         stored.append(_store(store, upload))
         first = False
         part = call.next_file_part() if part is not None else None
-    return stored

@@ -180,3 +180,72 @@ def test_bad_pull_requests_get_a_problem(client, form, status, field) -> None:
     assert resp.status_code == status, resp.json
     assert resp.json["field"] == field
     assert project_files(client, pid) == {}
+
+
+class Listing:
+    """A fileStorage source whose folder listings are given as a table (no HTTP)."""
+
+    def __init__(self, table: dict[str, list[str]]) -> None:
+        self.table = table
+        self.asked: list[str] = []
+
+    def list_folder(self, path: str) -> list[str]:
+        self.asked.append(path)
+        return self.table[path]
+
+
+@pytest.mark.parametrize(
+    ("folder", "table"),
+    [
+        # port_owncloud: recursive, relative, files only -- one call
+        ("/F", {"/F": ["a.csv", "sub/deep/b.csv", "sub/c d.txt"]}),
+        # the interface document: absolute, one level, folders ending in '/'
+        (
+            "/F",
+            {
+                "/F": ["/F/a.csv", "/F/sub/"],
+                "/F/sub": ["/F/sub/c d.txt", "/F/sub/deep/"],
+                "/F/sub/deep": ["/F/sub/deep/b.csv"],
+            },
+        ),
+        # relative and one level, folders ending in '/'
+        ("/F", {"/F": ["a.csv", "sub/"], "/F/sub": ["c d.txt", "deep/"], "/F/sub/deep": ["b.csv"]}),
+        # mixed: a recursive relative listing that also names its folder, and absolute files
+        (
+            "/F",
+            {
+                "/F": ["a.csv", "sub/", "sub/deep/b.csv"],
+                "/F/sub": ["/F/sub/c d.txt", "deep/b.csv"],
+            },
+        ),
+        # the user's root, as the Exporter sends it ('' after stripping the '/')
+        ("/", {"/": ["/a.csv", "/sub/"], "/sub": ["/sub/c d.txt", "deep/b.csv"]}),
+    ],
+    ids=["port_owncloud", "yml", "relative-one-level", "mixed", "root"],
+)
+def test_walk_reads_every_listing_a_storage_connector_sends(folder, table) -> None:
+    from common.passive import walk
+
+    got = walk(Listing(table), folder, limit=10)  # type: ignore[arg-type]
+    assert sorted(got) == ["a.csv", "sub/c d.txt", "sub/deep/b.csv"]
+
+
+@pytest.mark.parametrize("entry", ["../x.csv", "/F/../x.csv", "sub/../../x", "a//b", "/"])
+def test_walk_never_leaves_the_folder(entry) -> None:
+    from common.errors import UpstreamError
+    from common.passive import walk
+
+    with pytest.raises(UpstreamError) as err:
+        walk(Listing({"/F": ["ok.csv", entry]}), "/F", limit=10)  # type: ignore[arg-type]
+    assert "not inside the folder" in err.value.detail
+
+
+def test_walk_counts_files_once_and_stops_at_the_limit() -> None:
+    from common.errors import BadRequest
+    from common.passive import walk
+
+    twice = Listing({"/F": ["a", "sub/", "sub/b"], "/F/sub": ["b", "/F/sub/b"]})
+    assert walk(twice, "/F", limit=2) == ["a", "sub/b"]  # type: ignore[arg-type]
+    with pytest.raises(BadRequest) as err:
+        walk(Listing({"/F": ["a", "b", "c"]}), "/F", limit=2)  # type: ignore[arg-type]
+    assert err.value.field == "folder"

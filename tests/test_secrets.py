@@ -75,7 +75,7 @@ def _hostile_cases(client, pid: str, user_id: str) -> list:
         client.post("/storage/folder", json={"userId": user_id}),
         client.put(f"/metadata/project/{pid}x", json={"userId": user_id}),
     ]
-    for name in ("../x", "/abs", "a\\b", "n\x00ul", "c\x1bt", "x" * 4096):
+    for name in ("../x", "/../abs", "a\\b", "n\x00ul", "c\x1bt", "x" * 4096):
         out.append(
             client.post(
                 files,

@@ -46,7 +46,7 @@ from common.errors import (
 )
 from common.identity import Identity
 from common.metadata import check_crate
-from common.paths import relative_path
+from common.paths import archive_name, relative_path
 from common.streams import CHUNK_SIZE, Download, Upload, iter_file
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -385,7 +385,7 @@ class LocalArchive(_LocalBase):
             self._writable(state)
             if new is None:
                 return self._entry(name, state["files"][name])
-            new = relative_path(new, "filename")
+            new = archive_name(new, "filename")
             if new == CRATE_NAME or new in state["files"]:
                 raise Conflict(f"a file named {new!r} exists already", field="filename")
             target = folder / new

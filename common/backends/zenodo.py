@@ -41,7 +41,7 @@ from common.errors import (
     UpstreamUnavailable,
 )
 from common.identity import Identity
-from common.paths import relative_path
+from common.paths import archive_name, relative_path
 from common.runtime import USER_AGENT
 from common.streams import Meter, SizedMeter, Upload, iter_file
 from common.zenodo_client import (
@@ -457,7 +457,7 @@ class ZenodoArchive:
         new = changes.get("filename") or changes.get("newfilename")
         if new is None or new == file_id:
             return current[file_id]
-        new = relative_path(new, "filename")
+        new = archive_name(new, "filename")
         if new in current:
             raise Conflict(f"a file named {new!r} exists already", field="filename")
         if len(to_key(new).encode("utf-8")) > MAX_KEY_BYTES:
