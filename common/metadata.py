@@ -1,5 +1,8 @@
 """The ``metadata`` field of metadata requests: the whole RO-Crate, or nothing.
 
+A dict that is no JSON-LD at all is one of the older metadata forms some RDS callers still
+send (``common.legacy_metadata``): mapped to a crate, or a 400 naming what cannot be.
+
 Only a light structural check happens here, the same for every archive backend: the value
 must be an RO-Crate-shaped JSON-LD object (``@context`` and an ``@graph`` list of objects
 that each have an ``@id``). What the crate *says* -- which entity is the root, whether it
@@ -16,6 +19,7 @@ import json
 from typing import TYPE_CHECKING, Any
 
 from common.errors import BadRequest
+from common.legacy_metadata import crate_from_legacy, is_legacy
 
 if TYPE_CHECKING:
     from common.http import Call
@@ -51,4 +55,6 @@ def metadata_field(call: Call) -> dict[str, Any] | None:
             value = json.loads(value)
         except (ValueError, RecursionError):
             raise BadRequest("metadata is not JSON", field="metadata") from None
+    if isinstance(value, dict) and is_legacy(value):
+        return crate_from_legacy(value)
     return check_crate(value)
