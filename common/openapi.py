@@ -142,6 +142,15 @@ SCHEMAS: dict[str, Json] = {
             "field": {"type": "string"},
             "instance": {"type": "string"},
             "requestId": {"type": "string"},
+            "success": {
+                "const": False,
+                "description": "Deployed RDS callers read `success` from error answers too.",
+            },
+            "message": {"type": "string", "description": "The detail again, for RDS callers."},
+            "files": {
+                "type": "array",
+                "description": "Per-file report of an upload or pull: what was stored, what not.",
+            },
             "notStored": {
                 "type": "array",
                 "items": {"type": "string"},
@@ -153,8 +162,12 @@ SCHEMAS: dict[str, Json] = {
                 "description": "Files a failed delete of all files left in place.",
             },
         },
-        "required": ["type", "title", "status", "detail"],
-        "x-rds-deviation": "upstream documents no error bodies; Layer 2 logs the JSON we send",
+        "required": ["type", "title", "status", "detail", "success", "message"],
+        "x-rds-deviation": (
+            "upstream documents no error bodies; the Exporter reads `success` (and then "
+            "`message`) from every answer of the upload route, error answers included, and "
+            "crashes on a body without it"
+        ),
     },
 }
 
