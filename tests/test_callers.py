@@ -306,3 +306,27 @@ def test_no_secret_reaches_a_log(setup: Setup) -> None:
     logs = "".join(p.log() for p in setup.processes)
     for secret in (ZEN_TOKEN, DAV_TOKEN, DOUBLE_TOKEN, "csecret-callers", "oc-secret-callers"):
         assert secret not in logs
+
+
+def test_every_field_the_callers_read_is_there_with_its_type(setup: Setup) -> None:
+    """``projectId`` a string (the Port service str()s it: a number would do, None would
+    become "None"), ``metadata`` in list entries, ``success``/``files`` on uploads, ``DOI``."""
+    import requests
+
+    for archive in (setup.zenodo, setup.local):
+        who = {"userId": archive.user_id(USER)}
+        created = requests.post(f"{archive.url}/metadata/project", json=who, timeout=30).json()
+        assert isinstance(created["projectId"], str) and created["projectId"]
+        assert isinstance(created["metadata"], dict)
+        listed = requests.get(f"{archive.url}/metadata/project", json=who, timeout=30).json()
+        assert all(isinstance(p["projectId"], str) for p in listed)
+        assert all(isinstance(p["metadata"], dict) for p in listed)
+        pid = created["projectId"]
+        answer = Exporter(USER).add_file(archive, pid, "/a/b.txt", b"bytes")
+        assert answer["success"] is True and answer["files"][0]["filename"] == "a/b.txt"
+        files = requests.get(f"{archive.url}/metadata/project/{pid}/files", json=who, timeout=30)
+        assert [f["filename"] for f in files.json()] == ["a/b.txt"]
+        requests.patch(
+            f"{archive.url}/metadata/project/{pid}", json={**who, "metadata": CRATE}, timeout=30
+        )
+        assert MetadataService(USER).publish(archive, pid)
