@@ -15,10 +15,12 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+import math
 import re
 import shutil
 import tempfile
 import threading
+import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -91,6 +93,14 @@ class FakeZenodo:
         self.error_shape = "classic"  # or "invenio": errors[].messages
         self.corrupt_next_upload = False
         self.quota = 50 * 1000**3
+        # Zenodo's rate limit (per token, fixed windows): None = unlimited. Every answer then
+        # carries X-RateLimit-Limit/Remaining/Reset; past the limit a 429 with Retry-After
+        # is answered before the body is read, and the refused request changes nothing.
+        self.rate_limit: int | None = None
+        self.rate_window = 60.0
+        self.clock = time.time
+        self.refused_429 = 0
+        self._windows: dict[str, tuple[float, int]] = {}
         self._ids = itertools.count(1001)
         self.lock = threading.Lock()
         self.app = self._build()
@@ -214,6 +224,9 @@ class FakeZenodo:
                     "authorization": request.headers.get("Authorization", ""),
                 }
             )
+            limited = self._rate_limited()
+            if limited is not None:
+                return limited
             fault = self._take_fault()
             if fault is not None:
                 resp = jsonify(fault.body or {"message": "injected", "status": fault.status})
@@ -232,6 +245,40 @@ class FakeZenodo:
             if json_route and request.get_data() and request.mimetype != "application/json":
                 return _err(415, "Unsupported media type.")
             return None
+
+        @app.after_request
+        def _rate_headers(resp: Response) -> Response:
+            resp.headers.update(request.environ.get("fake.rate_headers", {}))
+            return resp
+
+    def _rate_limited(self) -> Response | None:
+        """Count the request in its token's window; a 429 (body unread) past the limit."""
+        auth = request.headers.get("Authorization", "")
+        if self.rate_limit is None or not auth.startswith("Bearer "):
+            return None
+        now = self.clock()
+        start = now - now % self.rate_window
+        with self.lock:
+            begun, used = self._windows.get(auth, (start, 0))
+            if begun != start:
+                begun, used = start, 0
+            allowed = used < self.rate_limit
+            used += allowed
+            self._windows[auth] = (begun, used)
+            if not allowed:
+                self.refused_429 += 1
+        reset = begun + self.rate_window
+        headers = {
+            "X-RateLimit-Limit": str(self.rate_limit),
+            "X-RateLimit-Remaining": str(self.rate_limit - used),
+            "X-RateLimit-Reset": str(math.ceil(reset)),
+        }
+        request.environ["fake.rate_headers"] = headers
+        if allowed:
+            return None
+        resp = _err(429, "Too many requests.")
+        resp.headers["Retry-After"] = str(max(1, math.ceil(reset - now)))
+        return resp  # the body stays unread (the server then closes the connection)
 
     def _take_fault(self) -> Fault | None:
         with self.lock:
