@@ -40,7 +40,7 @@ from common.errors import (
     UpstreamUnavailable,
 )
 from common.logs import redact
-from common.runtime import USER_AGENT
+from common.useragent import USER_AGENT
 
 log = logging.getLogger("rds.zenodo")
 Json = dict[str, Any]

@@ -42,8 +42,8 @@ from common.errors import (
 )
 from common.identity import Identity
 from common.paths import archive_name, relative_path
-from common.runtime import USER_AGENT
 from common.streams import Meter, SizedMeter, Upload, iter_file
+from common.useragent import USER_AGENT
 from common.zenodo_client import (
     SCOPE_ACTIONS,
     SCOPE_WRITE,
