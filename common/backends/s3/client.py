@@ -40,6 +40,7 @@ from common.errors import (
     UpstreamTimeout,
     UpstreamUnavailable,
 )
+from common.upstream import ASKED, Upstream
 
 MiB = 1024 * 1024
 
@@ -49,6 +50,31 @@ FAILURES = (BotoCoreError, ClientError, ResponseParserError)
 NOT_FOUND = {"NoSuchKey", "404", "NotFound", "NoSuchUpload"}
 _FORBIDDEN = {"AccessDenied", "403", "AllAccessDisabled", "AccountProblem"}
 _BUSY = {"SlowDown", "503", "ServiceUnavailable", "RequestTimeout", "InternalError", "500"}
+# S3's error codes as the HTTP statuses they stand for; the status -> error step is the
+# shared table of common.upstream
+_CODES = {
+    **dict.fromkeys(NOT_FOUND, 404),
+    **dict.fromkeys(_FORBIDDEN, 403),
+    **dict.fromkeys(_BUSY, 503),
+    "EntityTooLarge": 413,
+    "413": 413,
+    "QuotaExceeded": 507,
+    "507": 507,
+    "TooManyRequests": 429,
+    "429": 429,
+}
+STORE = Upstream(
+    {
+        NotFound: ("nothing at {what}", ASKED),
+        Forbidden: ("the object store forbids this on {what}", ASKED),
+        PayloadTooLarge: ("the object store refuses a file this large", "file"),
+        InsufficientStorage: ("the object store's quota is exhausted", None),
+        TooManyRequests: ("the object store asks to slow down", None),
+        UpstreamUnavailable: ("the object store is unavailable ({label})", None),
+        UpstreamTimeout: ("the object store's gateway timed out (504)", None),
+    },
+    "the object store answered {code} for {what}",
+)
 
 
 def map_error(exc: Exception, what: str, field: str = "filepath") -> ConnectorError:
@@ -64,32 +90,23 @@ def map_error(exc: Exception, what: str, field: str = "filepath") -> ConnectorEr
     if not isinstance(exc, ClientError):
         return UpstreamUnavailable(f"the object store failed ({exc.__class__.__name__})")
     code = str(exc.response.get("Error", {}).get("Code", ""))
-    if code in NOT_FOUND:
-        return NotFound(f"nothing at {what}", field=field)
-    if code in _FORBIDDEN:
-        return Forbidden(f"the object store forbids this on {what}", field=field)
     if code == "NoSuchBucket":
         return UpstreamError("the configured bucket does not exist")
-    if code in ("EntityTooLarge", "413"):
-        return PayloadTooLarge("the object store refuses a file this large", field="file")
-    if code in ("QuotaExceeded", "507"):
-        return InsufficientStorage("the object store's quota is exhausted")
-    if code in ("TooManyRequests", "429"):
-        headers = exc.response.get("ResponseMetadata", {}).get("HTTPHeaders", {})
-        retry = headers.get("retry-after")
-        return TooManyRequests(
-            "the object store asks to slow down", headers={"Retry-After": retry} if retry else None
-        )
-    if code in _BUSY:
-        return UpstreamUnavailable(f"the object store is unavailable ({code})")
-    status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
-    if status in (502, 503):  # a gateway's answer, with no S3 error code in it
-        return UpstreamUnavailable(f"the object store is unavailable ({status})")
-    if status == 504:
-        return UpstreamTimeout("the object store's gateway timed out (504)")
     if code in ("InvalidDigest", "BadDigest"):
         return UpstreamError("the object store received other bytes than were sent")
-    return UpstreamError(f"the object store answered {code or 'an error'} for {what}")
+    meta = exc.response.get("ResponseMetadata", {})
+    status = _CODES.get(code) or meta.get("HTTPStatusCode")
+    if code not in _CODES and status not in (502, 503, 504):
+        status = 500  # an S3 error code we have no meaning for: the store's failure
+    hint = meta.get("HTTPHeaders", {}).get("retry-after")
+    return STORE.error(
+        status,
+        what=what,
+        field=field,
+        headers={"Retry-After": hint} if hint else None,
+        code=code or "an error",
+        label=code if code in _CODES else status,
+    )
 
 
 class Part(io.RawIOBase):

@@ -37,14 +37,26 @@ from common.errors import (
     UpstreamTimeout,
     UpstreamUnavailable,
 )
+from common.retry import Policy
 from common.streams import CHUNK_SIZE, Meter
+from common.upstream import ASKED, Upstream
 
 log = logging.getLogger("rds.webdav")
 
 RETRIED = ("PROPFIND", "GET", "HEAD", "DELETE")  # idempotent and bodiless (PROPFIND's is fixed)
-RETRY_STATUS = (502, 503, 504)
 ATTEMPTS = 3  # per request: the first and at most two retries
 MAX_WAIT = 30.0  # the longest Retry-After waited out; a longer one goes back as a 429
+# 3 tries, back-off 0.25 -> 4 s on transport failures, 0.5 s (502/504) or 1 s (503) on
+# answers, 1 s on a 429 without Retry-After
+POLICY = Policy(
+    attempts=ATTEMPTS,
+    base=0.25,
+    cap=4.0,
+    exceptions=(UpstreamUnavailable, UpstreamTimeout),
+    status_waits={502: 0.5, 503: 1.0, 504: 0.5},
+    max_wait=MAX_WAIT,
+    rate_wait=1.0,
+)
 DAV = "{DAV:}"
 PROPFIND_BODY = (
     b'<?xml version="1.0" encoding="utf-8"?>'
@@ -55,50 +67,31 @@ PROPFIND_BODY = (
 _SCHEME_HOST = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://[^/]*")
 
 
+STORAGE = Upstream(
+    {
+        Unauthorized: ("the file storage refused the user's credentials", "userId"),
+        Forbidden: ("the file storage forbids this on {what}", ASKED),
+        NotFound: ("nothing at {what}", ASKED),
+        423: ("{what} is locked in the file storage", ASKED),
+        Conflict: ("{what} conflicts with what the file storage holds", ASKED),
+        PayloadTooLarge: ("the file storage refuses a file this large", "file"),
+        TooManyRequests: ("the file storage asks to slow down", None),
+        InsufficientStorage: ("the user's file storage has no space left (quota)", None),
+        UpstreamUnavailable: ("the file storage is unavailable ({status})", None),
+        UpstreamTimeout: ("the file storage's gateway timed out (504)", None),
+    },
+    "the file storage answered {status} for {what}",
+    faults={
+        UpstreamTimeout: "the file storage did not answer {method} in time",
+        UpstreamUnavailable: "the file storage cannot be reached",
+        UpstreamError: "{method} to the file storage failed",
+    },
+)
+
+
 def raise_for(resp: requests.Response, what: str, field: str = "filepath") -> None:
     """Turn an unsuccessful upstream status into the matching ``ConnectorError``."""
-    status = resp.status_code
-    if status < 300:
-        return
-    if status == 401:
-        raise Unauthorized("the file storage refused the user's credentials", field="userId")
-    if status == 403:
-        raise Forbidden(f"the file storage forbids this on {what}", field=field)
-    if status == 404:
-        raise NotFound(f"nothing at {what}", field=field)
-    if status in (409, 412):
-        raise Conflict(f"{what} conflicts with what the file storage holds", field=field)
-    if status == 413:
-        raise PayloadTooLarge("the file storage refuses a file this large", field="file")
-    if status == 423:
-        raise Conflict(f"{what} is locked in the file storage", field=field)
-    if status == 429:
-        retry = resp.headers.get("Retry-After")
-        headers = {"Retry-After": retry} if retry else None
-        raise TooManyRequests("the file storage asks to slow down", headers=headers)
-    if status == 507:
-        raise InsufficientStorage("the user's file storage has no space left (quota)")
-    if status in (502, 503):
-        raise UpstreamUnavailable(f"the file storage is unavailable ({status})")
-    if status == 504:
-        raise UpstreamTimeout("the file storage's gateway timed out (504)")
-    raise UpstreamError(f"the file storage answered {status} for {what}")
-
-
-def _backoff(attempt: int) -> float:
-    return min(0.25 * 2 ** (attempt - 1), 4.0)
-
-
-def _wait_for(resp: requests.Response, retry: bool, replayable: bool) -> float | None:
-    """Seconds to wait before sending again, or None: this answer is the one to keep."""
-    if resp.status_code == 429 and replayable:
-        value = (resp.headers.get("Retry-After") or "").strip()
-        if not value:
-            return 1.0
-        return float(value) if value.isdigit() and float(value) <= MAX_WAIT else None
-    if resp.status_code in RETRY_STATUS and retry:
-        return 1.0 if resp.status_code == 503 else 0.5
-    return None
+    STORAGE.check(resp, what=what, field=field)
 
 
 class WebDAVClient:
@@ -167,27 +160,20 @@ class WebDAVClient:
         MOVE are sent once: their retry could not be told from a second, different call.
         """
 
-        retry = method in RETRIED
-        for attempt in range(1, ATTEMPTS + 1):
-            self.last_attempts = attempt
-            last = attempt == ATTEMPTS
-            try:
-                resp = self._request_once(method, path, headers, data, stream, replayable)
-            except (UpstreamUnavailable, UpstreamTimeout):
-                if not retry or last:
-                    raise
-                self._pause(method, "connection", _backoff(attempt))
-                continue
-            wait = _wait_for(resp, retry, replayable) if not last else None
-            if wait is None:
-                return resp
-            resp.close()
-            self._pause(method, f"status-{resp.status_code}", wait)
-        raise AssertionError("unreachable: the last attempt returns")  # pragma: no cover
+        def once() -> requests.Response:
+            self.last_attempts += 1
+            return self._request_once(method, path, headers, data, stream, replayable)
 
-    def _pause(self, method: str, reason: str, wait: float) -> None:
-        log.warning("webdav.retry method=%s reason=%s wait=%.2fs", method, reason, wait)
-        self.sleep(wait)
+        self.last_attempts = 0
+        return POLICY.run(
+            once,
+            sleep=self.sleep,
+            idempotent=method in RETRIED,
+            replayable=replayable,
+            log=lambda reason, attempt, wait: log.warning(
+                "webdav.retry method=%s reason=%s wait=%.2fs", method, reason, wait
+            ),
+        )
 
     def _request_once(
         self,
@@ -226,12 +212,8 @@ class WebDAVClient:
             )
         except ConnectorError:
             raise  # the upload's own stream refused its bytes (wrong size): the caller's fault
-        except requests.Timeout as exc:
-            raise UpstreamTimeout(f"the file storage did not answer {method} in time") from exc
-        except requests.ConnectionError as exc:
-            raise UpstreamUnavailable("the file storage cannot be reached") from exc
         except requests.RequestException as exc:
-            raise UpstreamError(f"{method} to the file storage failed") from exc
+            raise STORAGE.transport(exc, method=method) from exc
 
     def propfind(self, path: str, depth: int) -> requests.Response:
         """``PROPFIND`` asking only for ``resourcetype`` (the answer is streamed)."""
