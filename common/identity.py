@@ -23,11 +23,37 @@ from common.errors import (
     UpstreamTimeout,
     UpstreamUnavailable,
 )
+from common.upstream import Upstream
 
 _ABSENT = (None, "", "None", "null")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _PREFIX = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
 MAX_USER_ID = 4096
+# the Port service's answers: 403/404 mean "no token stored" (the caller's 401), 429/504
+# "try later" (503, with the Retry-After it sent)
+PORT = Upstream(
+    {
+        Unauthorized: (
+            "no token of {servicename} is stored for this user; authorize the service in RDS",
+            "userId",
+        ),
+        UpstreamUnavailable: (
+            "the Port service answered {status} to the token lookup; try again later",
+            None,
+        ),
+    },
+    "the Port service answered {status} to the token lookup",
+    faults={
+        UpstreamTimeout: "the Port service did not answer the token lookup in time",
+        UpstreamUnavailable: "the Port service cannot be reached for the user's token",
+    },
+    means={
+        403: Unauthorized,
+        404: Unauthorized,
+        429: UpstreamUnavailable,
+        504: UpstreamUnavailable,
+    },
+)
 
 
 @dataclass(frozen=True)
@@ -102,25 +128,10 @@ def lookup_token(
     url = f"{port_service_url}/user/{quote(user, safe='')}/service/{quote(servicename, safe='')}"
     try:
         resp = session.get(url, timeout=timeout)
-    except requests.Timeout as exc:
-        raise UpstreamTimeout("the Port service did not answer the token lookup in time") from exc
     except requests.RequestException as exc:
-        raise UpstreamUnavailable(
-            "the Port service cannot be reached for the user's token"
-        ) from exc
-    if resp.status_code in (429, 502, 503, 504):
-        retry = resp.headers.get("Retry-After", "")
-        raise UpstreamUnavailable(
-            f"the Port service answered {resp.status_code} to the token lookup; try again later",
-            headers={"Retry-After": retry} if retry.isdigit() and len(retry) < 6 else None,
-        )
-    if resp.status_code in (401, 403, 404):
-        raise Unauthorized(
-            f"no token of {servicename} is stored for this user; authorize the service in RDS",
-            field="userId",
-        )
+        raise PORT.transport(exc) from exc
     if resp.status_code != 200:
-        raise UpstreamError(f"the Port service answered {resp.status_code} to the token lookup")
+        raise PORT.error(resp.status_code, headers=resp.headers, servicename=servicename)
     try:
         body = resp.json()
     except ValueError:

@@ -23,6 +23,8 @@ from __future__ import annotations
 
 import logging
 import re
+import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -41,8 +43,10 @@ from common.errors import (
 from common.gcp_auth import IdTokenAuth
 from common.identity import Identity, lookup_token
 from common.paths import relative_path, storage_path
+from common.retry import Policy
 from common.runtime import Runtime
 from common.streams import CHUNK_SIZE, Download, Meter, Upload
+from common.upstream import Upstream
 
 log = logging.getLogger("rds.passive")
 SERVICE_RE = re.compile(r"^port-[a-z0-9][a-z0-9._-]{0,100}$")
@@ -73,7 +77,28 @@ class Source:
 
 
 class StorageClient:
-    """HTTP client of another connector's fileStorage interface (``/storage/...``)."""
+    """HTTP client of another connector's fileStorage interface (``/storage/...``).
+
+    Its GETs are idempotent: ``POLICY`` sends one again on a connection error or a
+    502/503/504 (``Retry-After`` honoured) before the identity fallback below sees it.
+    """
+
+    POLICY = Policy(
+        attempts=3,
+        base=0.5,
+        cap=4.0,
+        exceptions=(requests.ConnectionError, requests.Timeout),
+        max_wait=30.0,
+    )
+    ANSWERS = Upstream(
+        {
+            Unauthorized: ("{service} refused access to {what}", "service"),
+            NotFound: ("{service} has nothing at {what}", "folder"),
+        },
+        "{service} answered {status} for {what}",
+        faults={UpstreamUnavailable: "{service} cannot be reached"},
+        means={403: Unauthorized},
+    )
 
     def __init__(
         self,
@@ -84,8 +109,10 @@ class StorageClient:
         session: requests.Session,
         timeout: tuple[float, float],
         session_user_id: Any = None,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.base_url = base_url.rstrip("/")
+        self.sleep = sleep
         self.user = user
         self.service = service
         self.session = session
@@ -100,15 +127,19 @@ class StorageClient:
         url = f"{self.base_url}/storage/{path}"
         for attempt in (1, 2):
             try:
-                resp = self.session.get(
-                    url,
-                    json={**body, "userId": self._user_id},
-                    timeout=self.timeout,
-                    stream=stream,
-                    auth=self._auth,
+                resp = self.POLICY.run(
+                    lambda: self.session.get(
+                        url,
+                        json={**body, "userId": self._user_id},
+                        timeout=self.timeout,
+                        stream=stream,
+                        auth=self._auth,
+                    ),
+                    sleep=self.sleep,
+                    log=self._log_retry,
                 )
             except requests.RequestException as exc:
-                raise UpstreamUnavailable(f"{self.service} cannot be reached") from exc
+                raise self.ANSWERS.transport(exc, service=self.service) from exc
             if resp.status_code < 300:
                 return resp
             resp.close()
@@ -118,13 +149,17 @@ class StorageClient:
                 self._user_id = self._session_user_id()
                 continue
             break
-        status = resp.status_code
         where = body.get("filepath", "")
-        if status in (401, 403):
-            raise Unauthorized(f"{self.service} refused access to {where}", field="service")
-        if status == 404:
-            raise NotFound(f"{self.service} has nothing at {where}", field="folder")
-        raise UpstreamError(f"{self.service} answered {status} for {where}")
+        raise self.ANSWERS.error(resp.status_code, what=where, service=self.service)
+
+    def _log_retry(self, reason: str, attempt: int, wait: float) -> None:
+        log.warning(
+            "passive.retry service=%s reason=%s attempt=%d wait=%.2fs",
+            self.service,
+            reason,
+            attempt,
+            wait,
+        )
 
     def list_folder(self, path: str) -> list[str]:
         resp = self._request("folder", {"filepath": path}, stream=False)

@@ -2,7 +2,7 @@
 
 The payload is what RDS's own ``RDS.Util.getServiceObject`` accepts and keeps unchanged
 (a contract test proves it). The Token Storage may start after us: connection errors and
-5xx answers are retried with capped exponential back-off until a deadline. An existing
+5xx answers are retried with capped exponential back-off until a deadline (``common.retry``). An existing
 entry is never silently kept: when ``GET /service/{name}`` differs from what we would
 register, the entry is deleted and posted again, so a changed secret or URL takes effect.
 """
@@ -19,6 +19,7 @@ import requests
 
 from common.config import Settings
 from common.errors import ConfigError
+from common.retry import Policy
 
 log = logging.getLogger("rds.registry")
 Json = dict[str, Any]
@@ -111,7 +112,10 @@ class TokenStorage:
 
 
 class _Retry(Exception):
-    pass
+    """The Token Storage answered 5xx: sent again like a connection error."""
+
+
+_TRANSIENT = (requests.ConnectionError, requests.Timeout, _Retry)
 
 
 def _checked(resp: requests.Response) -> requests.Response:
@@ -168,31 +172,40 @@ def register(
         log.info("registry.skipped reason=CENTRAL_SERVICE_TOKEN_STORAGE is not set")
         return "skipped"
     ts = TokenStorage(settings.token_storage_url, session or requests.Session(), (5.0, 30.0))
-    deadline = clock() + settings.registration_deadline
-    delay = 0.25
-    attempt = 0
-    while True:
-        attempt += 1
-        try:
-            outcome = _register_once(ts, payload)
-            log.info(
-                "registry.done service=%s outcome=%s attempts=%d",
-                payload["servicename"],
-                outcome,
-                attempt,
-            )
-            return outcome
-        except (requests.ConnectionError, requests.Timeout, _Retry) as exc:
-            reason = str(exc) if isinstance(exc, _Retry) else exc.__class__.__name__
-        left = deadline - clock()
-        if left <= 0:
-            raise RegistrationFailed(
-                f"Token Storage at {settings.token_storage_url} was not reachable within "
-                f"REGISTRATION_DEADLINE={settings.registration_deadline:g}s "
-                f"({attempt} attempts, last: {reason})"
-            )
-        log.warning(
-            "registry.retry attempt=%d reason=%s wait=%.2fs", attempt, reason, min(delay, left)
-        )
-        sleep(min(delay, left))
-        delay = min(delay * 2, settings.registration_max_delay)
+    policy = Policy(
+        attempts=None,
+        base=0.25,
+        cap=settings.registration_max_delay,
+        deadline=settings.registration_deadline,
+        exceptions=_TRANSIENT,
+    )
+    attempts = 0
+
+    def once() -> str:
+        nonlocal attempts
+        attempts += 1
+        return _register_once(ts, payload)
+
+    try:
+        outcome = policy.run(once, sleep=sleep, clock=clock, log=_log_retry)
+    except _TRANSIENT as exc:
+        raise RegistrationFailed(
+            f"Token Storage at {settings.token_storage_url} was not reachable within "
+            f"REGISTRATION_DEADLINE={settings.registration_deadline:g}s "
+            f"({attempts} attempts, last: {_reason(exc)})"
+        ) from exc
+    log.info(
+        "registry.done service=%s outcome=%s attempts=%d",
+        payload["servicename"],
+        outcome,
+        attempts,
+    )
+    return outcome
+
+
+def _reason(exc: BaseException) -> str:
+    return str(exc) if isinstance(exc, _Retry) else exc.__class__.__name__
+
+
+def _log_retry(reason: str, attempt: int, wait: float) -> None:
+    log.warning("registry.retry attempt=%d reason=%s wait=%.2fs", attempt, reason, wait)

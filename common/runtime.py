@@ -16,8 +16,7 @@ import requests
 from common.backends import build_archive, build_storage
 from common.config import Settings, load_settings
 from common.logs import configure
-
-USER_AGENT = "rds-connector/0.1 (+https://github.com/Sciebo-RDS)"
+from common.useragent import USER_AGENT
 
 
 def new_session(settings: Settings) -> requests.Session:

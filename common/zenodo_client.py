@@ -5,7 +5,7 @@ status codes and error bodies, and turns every failure into a ``common.errors`` 
 (with ``raise ... from exc``); it knows nothing of RO-Crates, RDS routes or Flask. The
 session and the clock are injected so tests drive retries without waiting.
 
-Fault policy, in one place (``_send``):
+Fault policy, in one place (``_send``, through ``common.retry``):
 - 429 is waited out (``Retry-After``, bounded by ``max_wait``) for every call whose body
   can be sent again -- Zenodo did not process the request;
 - 502/503/504 and connection errors are retried with capped exponential back-off only for
@@ -17,7 +17,6 @@ shared session, never into a message).
 
 from __future__ import annotations
 
-import email.utils
 import logging
 import time
 from collections.abc import Callable, Iterable
@@ -25,6 +24,7 @@ from typing import Any
 from urllib.parse import quote, urlsplit
 
 import requests
+from requests.exceptions import ChunkedEncodingError
 
 from common.errors import (
     BadRequest,
@@ -40,7 +40,10 @@ from common.errors import (
     UpstreamUnavailable,
 )
 from common.logs import redact
-from common.runtime import USER_AGENT
+from common.retry import Policy, RateBudget, token_key
+from common.retry import retry_after as retry_after  # the parser's old home, still imported
+from common.upstream import Upstream
+from common.useragent import USER_AGENT
 
 log = logging.getLogger("rds.zenodo")
 Json = dict[str, Any]
@@ -49,7 +52,35 @@ PAGE_SIZE = 100  # Zenodo's maximum page size
 MAX_PAGES = 1000  # 100 000 depositions: a bound, not a limit anyone reaches
 SCOPE_WRITE = "deposit:write"
 SCOPE_ACTIONS = "deposit:actions"
-_RETRY_STATUS = (502, 503, 504)
+# X-RateLimit-* of Zenodo's answers, per token: calls are paced before the limit is hit
+RATE_BUDGET = RateBudget()
+
+
+ZENODO = Upstream(
+    {
+        Unauthorized: (
+            "Zenodo refused the token (expired or revoked): re-authorize Zenodo in RDS",
+            "userId",
+        ),
+        Forbidden: (
+            "Zenodo refused this action ({message}); the token needs the scope "
+            "'{scope}': re-authorize Zenodo in RDS granting it",
+            "userId",
+        ),
+        NotFound: ("Zenodo has no such resource ({message})", None),
+        Conflict: ("Zenodo refused the change: {message}", None),
+        PayloadTooLarge: ("Zenodo refused the size: {message}", None),
+        TooManyRequests: ("Zenodo's rate limit is reached; try later", None),
+        UpstreamUnavailable: ("Zenodo is unavailable ({status})", None),
+        UpstreamTimeout: ("Zenodo timed out (504)", None),
+    },
+    "Zenodo answered {status}: {message}",
+    faults={
+        UpstreamTimeout: "Zenodo did not answer {method} in time",
+        UpstreamUnavailable: "Zenodo cannot be reached ({method})",
+        UpstreamError: "Zenodo's answer to {method} was unreadable",
+    },
+)
 
 
 class ZenodoValidationError(BadRequest):
@@ -104,20 +135,6 @@ def _message(resp: requests.Response) -> str:
     return redact(text)[:300]
 
 
-def retry_after(value: str | None, now: float) -> float | None:
-    """Seconds to wait from a ``Retry-After`` header (delta-seconds or an HTTP date)."""
-    if not value:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
-    try:
-        when = email.utils.parsedate_to_datetime(value).timestamp()
-    except (TypeError, ValueError, IndexError):
-        return None
-    return max(0.0, when - now)
-
-
 class ZenodoClient:
     """One user's calls to one Zenodo instance (``base_url`` without ``/api``)."""
 
@@ -147,6 +164,14 @@ class ZenodoClient:
         self.backoff = backoff
         self.max_backoff = max_backoff
         self.max_wait = max_wait
+        self.policy = Policy(
+            attempts=self.attempts,
+            base=backoff,
+            cap=max_backoff,
+            exceptions=(requests.ConnectionError, requests.Timeout, ChunkedEncodingError),
+            max_wait=max_wait,
+            budget=RATE_BUDGET,
+        )
         self.last_attempts = 0  # attempts of the latest call (a client serves one request)
 
     def __repr__(self) -> str:  # the token stays out of every repr
@@ -167,9 +192,6 @@ class ZenodoClient:
             raise UpstreamError("Zenodo answered a link to another host; not following it")
         return url
 
-    def _delay(self, attempt: int) -> float:
-        return min(self.backoff * 2 ** (attempt - 1), self.max_backoff)
-
     def _send(
         self,
         method: str,
@@ -182,42 +204,28 @@ class ZenodoClient:
         """One call with the fault policy of the module docstring; returns any answer."""
         kwargs.setdefault("timeout", self.timeout)
         kwargs["headers"] = self._headers(kwargs.get("headers"))
-        attempt = 0
-        while True:
-            attempt += 1
-            self.last_attempts = attempt
-            last = attempt >= self.attempts
-            try:
-                resp = self.session.request(method, self._own(url), **kwargs)
-            except requests.Timeout as exc:
-                if idempotent and replayable and not last:
-                    self._pause("timeout", attempt, self._delay(attempt))
-                    continue
-                raise UpstreamTimeout(f"Zenodo did not answer {method} in time") from exc
-            except (requests.ConnectionError, requests.exceptions.ChunkedEncodingError) as exc:
-                # ChunkedEncodingError: the answer broke off midway (a reset after the head)
-                if idempotent and replayable and not last:
-                    self._pause("connection", attempt, self._delay(attempt))
-                    continue
-                raise UpstreamUnavailable(f"Zenodo cannot be reached ({method})") from exc
-            except requests.RequestException as exc:  # e.g. a body that cannot be decoded
-                raise UpstreamError(f"Zenodo's answer to {method} was unreadable") from exc
-            if resp.status_code == 429 and replayable and not last:
-                wait = retry_after(resp.headers.get("Retry-After"), self.clock())
-                wait = self._delay(attempt) if wait is None else wait
-                if wait <= self.max_wait:
-                    resp.close()
-                    self._pause("rate-limited", attempt, wait)
-                    continue
-            if resp.status_code in _RETRY_STATUS and idempotent and replayable and not last:
-                resp.close()
-                self._pause(f"status-{resp.status_code}", attempt, self._delay(attempt))
-                continue
-            return resp
 
-    def _pause(self, reason: str, attempt: int, wait: float) -> None:
+        def once() -> requests.Response:
+            self.last_attempts += 1
+            return self.session.request(method, self._own(url), **kwargs)
+
+        self.last_attempts = 0
+        try:
+            return self.policy.run(
+                once,
+                sleep=self.sleep,
+                clock=self.clock,
+                idempotent=idempotent,
+                replayable=replayable,
+                log=self._log_retry,
+                key=token_key(self.base_url, self._token) if self._token else None,
+            )
+        except requests.RequestException as exc:
+            raise ZENODO.transport(exc, method=method) from exc
+
+    @staticmethod
+    def _log_retry(reason: str, attempt: int, wait: float) -> None:
         log.warning("zenodo.retry reason=%s attempt=%d wait=%.2fs", reason, attempt, wait)
-        self.sleep(wait)
 
     def check(self, resp: requests.Response, *, scope: str = SCOPE_WRITE) -> requests.Response:
         """Return ``resp`` if 2xx; otherwise raise the matching ``common.errors`` exception."""
@@ -228,34 +236,8 @@ class ZenodoClient:
         if code == 400:
             errors = validation_errors(_json(resp))
             raise ZenodoValidationError(f"Zenodo refused the request: {message}", errors)
-        if code == 401:
-            raise Unauthorized(
-                "Zenodo refused the token (expired or revoked): re-authorize Zenodo in RDS",
-                field="userId",
-            )
-        if code == 403:
-            raise Forbidden(
-                f"Zenodo refused this action ({message}); the token needs the scope "
-                f"'{scope}': re-authorize Zenodo in RDS granting it",
-                field="userId",
-                extra={"scope": scope},
-            )
-        if code == 404:
-            raise NotFound(f"Zenodo has no such resource ({message})")
-        if code == 409:
-            raise Conflict(f"Zenodo refused the change: {message}")
-        if code == 413:
-            raise PayloadTooLarge(f"Zenodo refused the size: {message}")
-        if code == 429:
-            headers = {}
-            if resp.headers.get("Retry-After"):
-                headers["Retry-After"] = resp.headers["Retry-After"]
-            raise TooManyRequests("Zenodo's rate limit is reached; try later", headers=headers)
-        if code in (502, 503):
-            raise UpstreamUnavailable(f"Zenodo is unavailable ({code})")
-        if code == 504:
-            raise UpstreamTimeout("Zenodo timed out (504)")
-        raise UpstreamError(f"Zenodo answered {code}: {message}")
+        extra = {"scope": scope} if code == 403 else None
+        raise ZENODO.error(code, headers=resp.headers, extra=extra, message=message, scope=scope)
 
     def _call(self, method: str, url: str, *, scope: str = SCOPE_WRITE, **kw: Any) -> Any:
         idempotent = method in ("GET", "PUT", "DELETE", "HEAD")
@@ -333,7 +315,8 @@ class ZenodoClient:
                 log.info("zenodo.publish.recovered id=%s attempt=%d", dep_id, attempt)
                 return current
             if attempt < self.attempts:
-                self._pause("publish-unconfirmed", attempt, self._delay(attempt))
+                self._log_retry("publish-unconfirmed", attempt, self.policy.delay(attempt))
+                self.sleep(self.policy.delay(attempt))
         assert failure is not None
         raise failure
 

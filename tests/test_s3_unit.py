@@ -111,7 +111,7 @@ def test_parts_stream_one_at_a_time(monkeypatch: pytest.MonkeyPatch) -> None:
             most[0] = max(most[0], len(alive))
             super().append(chunk)
 
-    monkeypatch.setattr(s3, "Part", CountedPart)
+    monkeypatch.setattr(s3.client, "Part", CountedPart)
     client = RecordingClient()
     storage = S3Storage(client, "b", part_size=5 * MiB)
     total = 17 * MiB + 5
@@ -141,7 +141,7 @@ def test_a_refused_part_aborts_the_upload() -> None:
 
 
 def test_too_many_parts_is_413_and_aborts(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(s3, "MAX_PARTS", 2)
+    monkeypatch.setattr(s3.storage, "MAX_PARTS", 2)
     client = RecordingClient()
     with pytest.raises(PayloadTooLarge):
         S3Storage(client, "b", part_size=5 * MiB).store_file(

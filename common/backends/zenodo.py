@@ -42,8 +42,9 @@ from common.errors import (
 )
 from common.identity import Identity
 from common.paths import archive_name, relative_path
-from common.runtime import USER_AGENT
+from common.retry import Policy
 from common.streams import Meter, SizedMeter, Upload, iter_file
+from common.useragent import USER_AGENT
 from common.zenodo_client import (
     SCOPE_ACTIONS,
     SCOPE_WRITE,
@@ -58,6 +59,7 @@ DEFAULT_ADDRESS = "https://sandbox.zenodo.org"
 MAX_FILES = 100
 MAX_RECORD_BYTES = 50 * 1000**3  # Zenodo's 50 GB per record
 MAX_KEY_BYTES = 255  # InvenioRDM's FILES_REST_OBJECT_KEY_MAX_LEN
+_DOWN = (UpstreamUnavailable, UpstreamTimeout, UpstreamError)  # login tries again on these
 _UNESCAPE = re.compile(r"%(25|2F)", re.IGNORECASE)
 _ICON_SVG = (
     b'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 16 16">'
@@ -216,21 +218,21 @@ class ZenodoArchive:
     # -- init --------------------------------------------------------------------------
     def login(self) -> None:
         """Zenodo's deposition API answers (401 without a token counts), bounded retries."""
-        reason = ""
-        for attempt in range(1, self.login_attempts + 1):
-            try:
-                status = self.client(None).ping()
-            except (UpstreamUnavailable, UpstreamTimeout, UpstreamError) as exc:
-                status, reason = 0, exc.detail
-            if status in (200, 401, 403):
-                log.info("zenodo.login ok address=%s status=%d", self.address, status)
-                return
-            if status == 404:
-                raise LoginFailed(f"{self.address} has no Zenodo deposition API (404)")
-            reason = reason or f"status {status}"
-            if attempt < self.login_attempts:
-                self.sleep(min(0.5 * 2 ** (attempt - 1), 8.0))
-        raise LoginFailed(f"Zenodo at {self.address} did not answer ({reason})")
+        policy = Policy(attempts=self.login_attempts, base=0.5, cap=8.0, exceptions=_DOWN)
+
+        def ping() -> int:
+            status = self.client(None).ping()
+            if status not in (200, 401, 403, 404):
+                raise UpstreamError(f"status {status}")
+            return status
+
+        try:
+            status = policy.run(ping, sleep=self.sleep)
+        except _DOWN as exc:
+            raise LoginFailed(f"Zenodo at {self.address} did not answer ({exc.detail})") from exc
+        if status == 404:
+            raise LoginFailed(f"{self.address} has no Zenodo deposition API (404)")
+        log.info("zenodo.login ok address=%s status=%d", self.address, status)
 
     def registration_fields(self) -> Json:
         scope = "deposit%3Awrite+deposit%3Aactions"

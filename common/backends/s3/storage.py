@@ -1,10 +1,11 @@
 """The ``s3`` backend: the fileStorage interface on one bucket of any S3-compatible store.
 
-Boundary: this module alone imports boto3 (the registry loads it only when
-``CONNECTOR_STORAGE=s3``, so other functions' cold starts never pay for it). It maps the
+Boundary: this package alone imports boto3 (the registry loads it only when
+``CONNECTOR_STORAGE=s3``, so other functions' cold starts never pay for it); the boto3
+client and the error mapping live in ``client``. This module maps the
 interface's folder tree onto keys ``<S3_PREFIX with {user}><path>``; a "folder" is a key
 prefix ending in ``/`` (plus, optionally, a 0-byte marker object of that name, as consoles
-create). botocore errors become ``common.errors`` exceptions here and nowhere else.
+create).
 
 Trust model: S3 has no notion of the RDS user. The connector holds ONE credential for the
 bucket and keeps users apart only by the prefix built from ``userId``, so it trusts its
@@ -20,39 +21,35 @@ that is aborted on any failure, so no partial object ever appears under the file
 from __future__ import annotations
 
 import base64
-import bisect
-import hashlib
-import io
 import logging
 import posixpath
 from collections.abc import Callable, Iterator
 from typing import Any
 from urllib.parse import quote
 
-import boto3
-from botocore.config import Config
-from botocore.exceptions import (
-    BotoCoreError,
-    ClientError,
-    ConnectTimeoutError,
-    EndpointConnectionError,
-    NoCredentialsError,
-    ReadTimeoutError,
-)
+from botocore.exceptions import BotoCoreError, ClientError
 from botocore.parsers import ResponseParserError
 
 from common.backends.base import Json, LoginFailed, check_listing_size
+from common.backends.s3.client import (
+    FAILURES,
+    NOT_FOUND,
+    MiB,
+    Part,
+    etag,
+    map_error,
+    new_client,
+    prepend,
+    read_parts,
+)
 from common.config import Settings
 from common.errors import (
     BadRequest,
     ConfigError,
     Conflict,
     ConnectorError,
-    Forbidden,
-    InsufficientStorage,
     NotFound,
     PayloadTooLarge,
-    TooManyRequests,
     UpstreamError,
     UpstreamTimeout,
     UpstreamUnavailable,
@@ -62,7 +59,6 @@ from common.streams import CHUNK_SIZE, Download, Upload
 
 log = logging.getLogger("rds.s3")
 
-MiB = 1024 * 1024
 GiB = 1024 * MiB
 MIN_PART = 5 * MiB  # S3's minimum for every part but the last
 MAX_PART = 5 * GiB
@@ -75,54 +71,6 @@ _ICON_SVG = (
 )
 S3_ICON = "data:image/svg+xml;base64," + base64.b64encode(_ICON_SVG).decode()
 
-# What a call can raise: ResponseParserError (an answer that is not S3's XML) is no
-# BotoCoreError, so it needs naming or it escapes as a bare 500.
-_FAILURES = (BotoCoreError, ClientError, ResponseParserError)
-_NOT_FOUND = {"NoSuchKey", "404", "NotFound", "NoSuchUpload"}
-_FORBIDDEN = {"AccessDenied", "403", "AllAccessDisabled", "AccountProblem"}
-_BUSY = {"SlowDown", "503", "ServiceUnavailable", "RequestTimeout", "InternalError", "500"}
-
-
-def map_error(exc: Exception, what: str, field: str = "filepath") -> ConnectorError:
-    """The ``ConnectorError`` for a botocore exception (the caller raises it ``from exc``)."""
-    if isinstance(exc, (ConnectTimeoutError, ReadTimeoutError)):
-        return UpstreamTimeout("the object store did not answer in time")
-    if isinstance(exc, EndpointConnectionError):
-        return UpstreamUnavailable("the object store cannot be reached")
-    if isinstance(exc, NoCredentialsError):
-        return UpstreamError("the connector has no credentials for the object store")
-    if isinstance(exc, ResponseParserError):
-        return UpstreamError("the object store answered something that is not S3's XML")
-    if not isinstance(exc, ClientError):
-        return UpstreamUnavailable(f"the object store failed ({exc.__class__.__name__})")
-    code = str(exc.response.get("Error", {}).get("Code", ""))
-    if code in _NOT_FOUND:
-        return NotFound(f"nothing at {what}", field=field)
-    if code in _FORBIDDEN:
-        return Forbidden(f"the object store forbids this on {what}", field=field)
-    if code == "NoSuchBucket":
-        return UpstreamError("the configured bucket does not exist")
-    if code in ("EntityTooLarge", "413"):
-        return PayloadTooLarge("the object store refuses a file this large", field="file")
-    if code in ("QuotaExceeded", "507"):
-        return InsufficientStorage("the object store's quota is exhausted")
-    if code in ("TooManyRequests", "429"):
-        headers = exc.response.get("ResponseMetadata", {}).get("HTTPHeaders", {})
-        retry = headers.get("retry-after")
-        return TooManyRequests(
-            "the object store asks to slow down", headers={"Retry-After": retry} if retry else None
-        )
-    if code in _BUSY:
-        return UpstreamUnavailable(f"the object store is unavailable ({code})")
-    status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
-    if status in (502, 503):  # a gateway's answer, with no S3 error code in it
-        return UpstreamUnavailable(f"the object store is unavailable ({status})")
-    if status == 504:
-        return UpstreamTimeout("the object store's gateway timed out (504)")
-    if code in ("InvalidDigest", "BadDigest"):
-        return UpstreamError("the object store received other bytes than were sent")
-    return UpstreamError(f"the object store answered {code or 'an error'} for {what}")
-
 
 def _int_setting(settings: Settings, name: str, default: int, lo: int, hi: int) -> int:
     text = settings.get(name) or str(default)
@@ -133,97 +81,6 @@ def _int_setting(settings: Settings, name: str, default: int, lo: int, hi: int) 
     if not lo <= value <= hi:
         raise ConfigError(f"{name} must be between {lo} and {hi} bytes, not {value}")
     return value
-
-
-class Part(io.RawIOBase):
-    """One part as the chunks that arrived: a seekable file for botocore, never joined.
-
-    botocore reads a body in blocks (to sign it, to send it, again on a retry), so the
-    chunks are kept as they came instead of being copied into one buffer: a part costs
-    its own bytes once, not twice while a growing buffer reallocates.
-    """
-
-    def __init__(self) -> None:
-        super().__init__()
-        self._chunks: list[bytes] = []
-        self._starts: list[int] = []
-        self.size = 0
-        self._pos = 0
-        self._md5 = hashlib.md5(usedforsecurity=False)
-
-    def append(self, chunk: bytes) -> None:
-        self._starts.append(self.size)
-        self._chunks.append(chunk)
-        self.size += len(chunk)
-        self._md5.update(chunk)
-
-    def content_md5(self) -> str:
-        """Base64 MD5 for ``Content-MD5``: the store checks the part it received."""
-        return base64.b64encode(self._md5.digest()).decode("ascii")
-
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return True
-
-    def tell(self) -> int:
-        return self._pos
-
-    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
-        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: self.size}[whence]
-        self._pos = max(0, base + offset)
-        return self._pos
-
-    def readinto(self, buffer: Any) -> int:
-        view = memoryview(buffer).cast("B")
-        written = 0
-        index = bisect.bisect_right(self._starts, self._pos) - 1
-        while written < len(view) and self._pos < self.size and index < len(self._chunks):
-            chunk = self._chunks[index]
-            offset = self._pos - self._starts[index]
-            take = min(len(chunk) - offset, len(view) - written)
-            view[written : written + take] = chunk[offset : offset + take]
-            written += take
-            self._pos += take
-            index += 1
-        return written
-
-    def __len__(self) -> int:
-        return self.size
-
-
-def _read_parts(chunks: Any, part_size: int) -> Iterator[tuple[Part, bool]]:
-    """Regroup ``chunks`` into parts of at least ``part_size`` bytes, each with "is last".
-
-    One chunk is read ahead so the first part already knows whether it is the whole file.
-    A part is built only after the caller dropped the previous one (see ``_multipart``),
-    so one part plus one chunk is all that is ever held.
-    """
-    it = iter(chunks)
-    pending = next(it, None)
-    while True:
-        part = Part()
-        while pending is not None and part.size < part_size:
-            part.append(pending)
-            pending = next(it, None)
-        yield part, pending is None
-        if pending is None:
-            return
-
-
-def _etag(answer: Any) -> str:
-    """The ETag of an upload or copy answer; without one nothing proves the bytes arrived."""
-    etag = answer.get("ETag") if isinstance(answer, dict) else None
-    if not etag:
-        raise UpstreamError("the object store did not confirm the write (no ETag)")
-    return str(etag)
-
-
-def _prepend(box: list[Any], rest: Iterator[Any]) -> Iterator[Any]:
-    """``box``'s one item, then ``rest``; popping it keeps no second reference alive."""
-    yield box.pop()
-    yield from rest
 
 
 class S3Storage:
@@ -264,33 +121,8 @@ class S3Storage:
         except (KeyError, IndexError, ValueError):
             raise ConfigError("S3_PREFIX may hold no placeholder but {user}") from None
         part_size = _int_setting(settings, "S3_PART_SIZE", 8 * MiB, MIN_PART, MAX_PART)
-        key_id, secret = settings.get("S3_ACCESS_KEY_ID"), settings.get("S3_SECRET_ACCESS_KEY")
-        if bool(key_id) != bool(secret):
-            missing = "S3_SECRET_ACCESS_KEY" if key_id else "S3_ACCESS_KEY_ID"
-            raise ConfigError(f"{missing} is required when the other S3 key is set")
-        style = (settings.get("S3_ADDRESSING_STYLE") or "auto").lower()
-        if style not in ("auto", "path", "virtual"):
-            raise ConfigError(f"S3_ADDRESSING_STYLE must be auto, path or virtual, not {style!r}")
         endpoint = settings.get("S3_ENDPOINT_URL")
-        config = Config(
-            connect_timeout=settings.connect_timeout,
-            read_timeout=settings.read_timeout,
-            retries={"max_attempts": 3, "mode": "standard"},
-            s3={"addressing_style": style},
-            # S3-compatible stores (Ceph RGW, older MinIO) reject the CRC headers newer
-            # botocore adds by default; we send Content-MD5 ourselves instead.
-            request_checksum_calculation="when_required",
-            response_checksum_validation="when_required",
-        )
-        client = boto3.session.Session().client(
-            "s3",
-            endpoint_url=endpoint,
-            region_name=settings.get("S3_REGION"),
-            aws_access_key_id=key_id,
-            aws_secret_access_key=secret,
-            verify=settings.verify_ssl,
-            config=config,
-        )
+        client = new_client(settings, endpoint)
         return cls(client, bucket, prefix=prefix, part_size=part_size, endpoint_url=endpoint)
 
     # -- Backend -------------------------------------------------------------------------
@@ -298,7 +130,7 @@ class S3Storage:
         """``HeadBucket``: the bucket exists and our credentials may use it."""
         try:
             self.client.head_bucket(Bucket=self.bucket)
-        except _FAILURES as exc:
+        except FAILURES as exc:
             raise LoginFailed(
                 f"bucket {self.bucket!r} cannot be used: {map_error(exc, 'the bucket').detail}"
             ) from exc
@@ -327,7 +159,7 @@ class S3Storage:
     def _call(self, what: str, fn: Any, field: str = "filepath", **kwargs: Any) -> Any:
         try:
             return fn(**kwargs)
-        except _FAILURES as exc:
+        except FAILURES as exc:
             raise map_error(exc, what, field) from exc
 
     def _pages(self, prefix: str, delimiter: str | None = None) -> Iterator[Json]:
@@ -340,14 +172,14 @@ class S3Storage:
                 if page.get("Name") != self.bucket:  # S3 names the bucket in every listing
                     raise UpstreamError("the object store answered a listing that is not one")
                 yield page
-        except _FAILURES as exc:
+        except FAILURES as exc:
             raise map_error(exc, "the folder") from exc
 
     def _head(self, key: str) -> Json | None:
         try:
             return self.client.head_object(Bucket=self.bucket, Key=key)
         except ClientError as exc:
-            if str(exc.response.get("Error", {}).get("Code")) in _NOT_FOUND:
+            if str(exc.response.get("Error", {}).get("Code")) in NOT_FOUND:
                 return None
             raise map_error(exc, "the file") from exc
         except (BotoCoreError, ResponseParserError) as exc:
@@ -412,7 +244,7 @@ class S3Storage:
             code = str(exc.response.get("Error", {}).get("Code"))
             if code == "InvalidRange":
                 return self.open_file(who, path, None)
-            if code in _NOT_FOUND and self._has_prefix(key + "/"):
+            if code in NOT_FOUND and self._has_prefix(key + "/"):
                 raise BadRequest(f"/{path} is a folder", field="filepath") from exc
             raise map_error(exc, f"/{path}") from exc
         except (BotoCoreError, ResponseParserError) as exc:
@@ -445,7 +277,7 @@ class S3Storage:
         if self._has_prefix(key + "/"):
             raise Conflict("a folder already has this path", field="filepath")
         meter = upload.meter(hinted=True)
-        self._upload(key, path, upload.content_type, _read_parts(meter, self.part_size))
+        self._upload(key, path, upload.content_type, read_parts(meter, self.part_size))
         log.info("s3.stored size=%d md5=%s", meter.size, meter.md5)
         return {"filepath": f"/{path}", "size": meter.size, "checksum": f"md5:{meter.md5}"}
 
@@ -458,7 +290,7 @@ class S3Storage:
             return
         box = [(first, last)]
         del first
-        self._multipart(key, path, content_type, _prepend(box, parts))
+        self._multipart(key, path, content_type, prepend(box, parts))
 
     def _put_one(self, key: str, path: str, content_type: str, part: Part) -> None:
         """``PutObject`` with ``Content-MD5``; its answer must carry the object's ETag.
@@ -523,7 +355,7 @@ class S3Storage:
                     Body=part,
                     ContentMD5=part.content_md5(),
                 )
-                done.append({"PartNumber": number, "ETag": _etag(answer)})
+                done.append({"PartNumber": number, "ETag": etag(answer)})
                 del part  # before the next part is read: one part in memory, not two
             return done
 
@@ -555,7 +387,7 @@ class S3Storage:
         """Drop an unfinished multipart upload so no parts (nor object) remain."""
         try:
             self.client.abort_multipart_upload(Bucket=self.bucket, Key=key, UploadId=upload_id)
-        except _FAILURES:
+        except FAILURES:
             log.warning("s3.abort_failed (parts may remain until the bucket's lifecycle rule)")
 
     def move_file(self, who: Identity, path: str, new_path: str) -> Json:
@@ -599,7 +431,7 @@ class S3Storage:
                 self._delete_prefix(key)
             else:
                 self.client.delete_object(Bucket=self.bucket, Key=key)
-        except (*_FAILURES, ConnectorError):
+        except (*FAILURES, ConnectorError):
             log.warning("s3.move.copy_left_behind (delete failed)")
 
     def _copy(self, key: str, target: str, size: int) -> None:
@@ -613,7 +445,7 @@ class S3Storage:
                 Key=target,
                 CopySource=source,
             )
-            _etag(answer.get("CopyObjectResult"))  # no proof of a copy: the source stays
+            etag(answer.get("CopyObjectResult"))  # no proof of a copy: the source stays
             return
         part = max(self.part_size, -(-size // MAX_PARTS))
         ranges = (f"bytes={s}-{min(s + part, size) - 1}" for s in range(0, size, part))
@@ -633,7 +465,7 @@ class S3Storage:
                     CopySource=source,
                     CopySourceRange=byte_range,
                 )
-                done.append({"PartNumber": number, "ETag": _etag(answer.get("CopyPartResult"))})
+                done.append({"PartNumber": number, "ETag": etag(answer.get("CopyPartResult"))})
             return done
 
         self._assemble(target, "the file", send)

@@ -1,8 +1,7 @@
 """The ``webdav`` backend: the fileStorage interface on a user's ownCloud/Nextcloud files.
 
-Boundary: this module speaks WebDAV (PROPFIND, GET, PUT, MKCOL, MOVE, DELETE) to ONE
-EFSS server with the caller's own secret, and turns the answers into the Storage
-protocol's shapes and ``common.errors`` exceptions. It knows no web framework and keeps
+Boundary: this module turns the Storage protocol into calls of ``client.WebDAVClient``
+(one EFSS server, the caller's own secret) and its answers into the protocol's shapes. It knows no web framework and keeps
 no user state; the one learned fact is which auth scheme the server accepts (``auto``).
 
 Path styles (``EFSS_SYSTEM``): ownCloud ``/remote.php/webdav/<path>`` (the user is implied
@@ -13,9 +12,7 @@ is the configured server's, ``strip`` always cuts at the last ``@``, ``keep`` se
 
 Uploads go to a hidden ``.rds-upload-*.part`` file beside the target and are MOVEd onto it
 only when the PUT completed, so a broken upload never replaces or shows as the file
-(servers such as wsgidav write a PUT in place). The XML of PROPFIND answers is parsed with
-defusedxml, streamed, with DTDs refused: the answer comes from a server we do not control
-and may be huge (1000s of entries) or hostile (entity expansion, external entities).
+(servers such as wsgidav write a PUT in place).
 """
 
 from __future__ import annotations
@@ -26,35 +23,33 @@ import posixpath
 import re
 import time
 import uuid
-from collections.abc import Callable, Iterator
-from typing import Any
+from collections.abc import Callable
 from urllib.parse import quote, unquote, urlencode, urlsplit
-from xml.etree.ElementTree import ParseError
 
 import requests
-import urllib3
-from defusedxml import DefusedXmlException
-from defusedxml.ElementTree import iterparse
 
 from common.backends.base import Json, LoginFailed, walk_files
+from common.backends.webdav.client import (
+    UploadBody,
+    WebDAVClient,
+    body_chunks,
+    check_moved,
+    parse_multistatus,
+    raise_for,
+)
 from common.config import Settings
 from common.errors import (
     BadRequest,
     ConfigError,
     Conflict,
     ConnectorError,
-    Forbidden,
-    InsufficientStorage,
     NotFound,
-    PayloadTooLarge,
-    TooManyRequests,
-    Unauthorized,
     UpstreamError,
     UpstreamTimeout,
     UpstreamUnavailable,
 )
 from common.identity import Identity
-from common.streams import CHUNK_SIZE, Download, Meter, Upload
+from common.streams import Download, Upload
 
 log = logging.getLogger("rds.webdav")
 
@@ -74,21 +69,9 @@ SYSTEMS = {
     ),
 }
 AUTH_MODES = ("bearer", "basic", "auto")
-RETRIED = ("PROPFIND", "GET", "HEAD", "DELETE")  # idempotent and bodiless (PROPFIND's is fixed)
-RETRY_STATUS = (502, 503, 504)
-ATTEMPTS = 3  # per request: the first and at most two retries
-MAX_WAIT = 30.0  # the longest Retry-After waited out; a longer one goes back as a 429
 DISCARD_DELAYS = (0.05, 0.2, 0.5, 1.0)  # seconds between DELETEs of an aborted upload's temp file
 USER_ID_MODES = ("auto", "strip", "keep")
-DAV = "{DAV:}"
-PROPFIND_BODY = (
-    b'<?xml version="1.0" encoding="utf-8"?>'
-    b'<d:propfind xmlns:d="DAV:"><d:prop><d:resourcetype/></d:prop></d:propfind>'
-)
 _URL = re.compile(r"^https?://[^/\s]+")
-# An href is an absolute URL or path; no query is split off: servers (wsgidav) leave a '?'
-# of a file name unescaped in hrefs, so urlsplit would cut the name there.
-_SCHEME_HOST = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://[^/]*")
 _ICON_SVG = (
     b'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 16 16">'
     b'<circle cx="5" cy="9" r="3" fill="#1d6fb8"/><circle cx="10" cy="7" r="4" fill="#1d6fb8"/>'
@@ -131,269 +114,6 @@ def _hosts(*urls: str | None) -> set[str]:
             parts = urlsplit(url)
             out.update(h.lower() for h in (parts.hostname, parts.netloc) if h)
     return out
-
-
-def raise_for(resp: requests.Response, what: str, field: str = "filepath") -> None:
-    """Turn an unsuccessful upstream status into the matching ``ConnectorError``."""
-    status = resp.status_code
-    if status < 300:
-        return
-    if status == 401:
-        raise Unauthorized("the file storage refused the user's credentials", field="userId")
-    if status == 403:
-        raise Forbidden(f"the file storage forbids this on {what}", field=field)
-    if status == 404:
-        raise NotFound(f"nothing at {what}", field=field)
-    if status in (409, 412):
-        raise Conflict(f"{what} conflicts with what the file storage holds", field=field)
-    if status == 413:
-        raise PayloadTooLarge("the file storage refuses a file this large", field="file")
-    if status == 423:
-        raise Conflict(f"{what} is locked in the file storage", field=field)
-    if status == 429:
-        retry = resp.headers.get("Retry-After")
-        headers = {"Retry-After": retry} if retry else None
-        raise TooManyRequests("the file storage asks to slow down", headers=headers)
-    if status == 507:
-        raise InsufficientStorage("the user's file storage has no space left (quota)")
-    if status in (502, 503):
-        raise UpstreamUnavailable(f"the file storage is unavailable ({status})")
-    if status == 504:
-        raise UpstreamTimeout("the file storage's gateway timed out (504)")
-    raise UpstreamError(f"the file storage answered {status} for {what}")
-
-
-def _backoff(attempt: int) -> float:
-    return min(0.25 * 2 ** (attempt - 1), 4.0)
-
-
-def _wait_for(resp: requests.Response, retry: bool, replayable: bool) -> float | None:
-    """Seconds to wait before sending again, or None: this answer is the one to keep."""
-    if resp.status_code == 429 and replayable:
-        value = (resp.headers.get("Retry-After") or "").strip()
-        if not value:
-            return 1.0
-        return float(value) if value.isdigit() and float(value) <= MAX_WAIT else None
-    if resp.status_code in RETRY_STATUS and retry:
-        return 1.0 if resp.status_code == 503 else 0.5
-    return None
-
-
-class WebDAVClient:
-    """WebDAV verbs on one user's DAV root; knows auth and transport errors, not paths' meaning.
-
-    ``auth`` is ``bearer``, ``basic`` or ``auto``; with ``auto`` a request whose body can be
-    sent again is retried once with the other scheme on a 401, and ``learned`` is told the
-    scheme that worked so the next requests (and streamed PUTs) use it first.
-    """
-
-    def __init__(
-        self,
-        root_url: str,
-        secret: str,
-        *,
-        user: str,
-        auth: str = "bearer",
-        session: requests.Session | None = None,
-        timeout: tuple[float, float] = (10.0, 600.0),
-        learned: Callable[[str], None] | None = None,
-        auth_first: str = "bearer",
-        sleep: Callable[[float], None] = time.sleep,
-    ) -> None:
-        self.root_url = root_url.rstrip("/")
-        self.sleep = sleep
-        self.last_attempts = 0  # attempts of the latest request (see ``delete_file``)
-        self._secret = secret
-        self._user = user
-        self.auth = auth
-        self.session = session or requests.Session()
-        self.timeout = timeout
-        self._learned = learned or (lambda mode: None)
-        self.auth_first = auth_first
-
-    def url(self, path: str) -> str:
-        """The full URL of ``path`` (relative, '' for the root) under the DAV root."""
-        return f"{self.root_url}/{quote(path, safe='/')}" if path else self.root_url + "/"
-
-    def _header(self, scheme: str) -> str:
-        if scheme == "bearer":
-            return f"Bearer {self._secret}"
-        pair = f"{self._user}:{self._secret}".encode()
-        return "Basic " + base64.b64encode(pair).decode("ascii")
-
-    def _schemes(self, replayable: bool) -> list[str]:
-        if self.auth in ("bearer", "basic"):
-            return [self.auth]
-        other = "basic" if self.auth_first == "bearer" else "bearer"
-        return [self.auth_first, other] if replayable else [self.auth_first]
-
-    def request(
-        self,
-        method: str,
-        path: str,
-        *,
-        headers: dict[str, str] | None = None,
-        data: Any = None,
-        stream: bool = False,
-        replayable: bool = True,
-    ) -> requests.Response:
-        """Send one request; transport failures become 503/504 problems.
-
-        Idempotent verbs (``RETRIED``) are sent again, at most ``ATTEMPTS`` times in all, on
-        502/503/504, a reset or a timeout; a 429 is waited out (``Retry-After`` up to
-        ``MAX_WAIT``) for every request whose body can be sent again. A streamed PUT and a
-        MOVE are sent once: their retry could not be told from a second, different call.
-        """
-        retry = method in RETRIED
-        for attempt in range(1, ATTEMPTS + 1):
-            self.last_attempts = attempt
-            last = attempt == ATTEMPTS
-            try:
-                resp = self._request_once(method, path, headers, data, stream, replayable)
-            except (UpstreamUnavailable, UpstreamTimeout):
-                if not retry or last:
-                    raise
-                self._pause(method, "connection", _backoff(attempt))
-                continue
-            wait = _wait_for(resp, retry, replayable) if not last else None
-            if wait is None:
-                return resp
-            resp.close()
-            self._pause(method, f"status-{resp.status_code}", wait)
-        raise AssertionError("unreachable: the last attempt returns")  # pragma: no cover
-
-    def _pause(self, method: str, reason: str, wait: float) -> None:
-        log.warning("webdav.retry method=%s reason=%s wait=%.2fs", method, reason, wait)
-        self.sleep(wait)
-
-    def _request_once(
-        self,
-        method: str,
-        path: str,
-        headers: dict[str, str] | None,
-        data: Any,
-        stream: bool,
-        replayable: bool,
-    ) -> requests.Response:
-        schemes = self._schemes(replayable)
-        for i, scheme in enumerate(schemes):
-            all_headers = {**(headers or {}), "Authorization": self._header(scheme)}
-            resp = self._send(method, self.url(path), all_headers, data, stream)
-            if resp.status_code == 401 and i + 1 < len(schemes):
-                resp.close()
-                continue
-            if self.auth == "auto" and resp.status_code != 401 and scheme != self.auth_first:
-                self.auth_first = scheme
-                self._learned(scheme)
-            return resp
-        raise AssertionError("unreachable: the loop returns")  # pragma: no cover
-
-    def _send(
-        self, method: str, url: str, headers: dict[str, str], data: Any, stream: bool
-    ) -> requests.Response:
-        try:
-            return self.session.request(
-                method,
-                url,
-                headers=headers,
-                data=data,
-                stream=stream,
-                timeout=self.timeout,
-                allow_redirects=False,  # a redirect is an answer here (and must not carry auth)
-            )
-        except ConnectorError:
-            raise  # the upload's own stream refused its bytes (wrong size): the caller's fault
-        except requests.Timeout as exc:
-            raise UpstreamTimeout(f"the file storage did not answer {method} in time") from exc
-        except requests.ConnectionError as exc:
-            raise UpstreamUnavailable("the file storage cannot be reached") from exc
-        except requests.RequestException as exc:
-            raise UpstreamError(f"{method} to the file storage failed") from exc
-
-    def propfind(self, path: str, depth: int) -> requests.Response:
-        """``PROPFIND`` asking only for ``resourcetype`` (the answer is streamed)."""
-        headers = {"Depth": str(depth), "Content-Type": "application/xml; charset=utf-8"}
-        return self.request("PROPFIND", path, headers=headers, data=PROPFIND_BODY, stream=True)
-
-    def kind(self, path: str) -> str | None:
-        """``folder``, ``file`` or ``None`` (nothing there) by a ``PROPFIND Depth: 0``."""
-        resp = self.propfind(path, 0)
-        with resp:
-            if resp.status_code in (404, 409):
-                return None
-            if resp.status_code != 207:
-                raise_for(resp, f"/{path}")
-                raise UpstreamError(f"the file storage answered PROPFIND with {resp.status_code}")
-            for _, is_folder in parse_multistatus(resp):
-                return "folder" if is_folder else "file"
-        return None
-
-    def destination(self, path: str) -> str:
-        """The full URL for a ``Destination`` header (MOVE/COPY need the whole URL)."""
-        return self.url(path)
-
-
-def parse_multistatus(resp: requests.Response) -> Iterator[tuple[str, bool]]:
-    """Yield ``(decoded href path, is collection)`` per ``<response>``, streaming the XML."""
-    resp.raw.decode_content = True
-    try:
-        for _, elem in iterparse(resp.raw, events=("end",), forbid_dtd=True):
-            if elem.tag != DAV + "response":
-                continue
-            href = elem.findtext(DAV + "href") or ""
-            is_folder = elem.find(f".//{DAV}resourcetype/{DAV}collection") is not None
-            elem.clear()
-            yield unquote(_SCHEME_HOST.sub("", href.strip())), is_folder
-    except (ParseError, DefusedXmlException) as exc:
-        raise UpstreamError("the file storage answered PROPFIND with malformed XML") from exc
-    except (urllib3.exceptions.HTTPError, OSError) as exc:
-        raise UpstreamUnavailable("the file storage broke off its PROPFIND answer") from exc
-
-
-def _body_chunks(resp: requests.Response, path: str) -> Iterator[bytes]:
-    """The answer's bytes; a connection lost mid-file becomes a 503 problem, not a crash."""
-    try:
-        yield from resp.iter_content(CHUNK_SIZE)
-    except requests.RequestException as exc:
-        raise UpstreamUnavailable(
-            f"the file storage broke off the download of /{path}", field="filepath"
-        ) from exc
-
-
-class UploadBody:
-    """The upload's ``Meter`` as a PUT body, remembering an error of the caller's stream.
-
-    ``requests`` reports a failing body iterator as a connection error; ``error`` lets the
-    backend re-raise what really happened (a short upload is the caller's 400, not a 503).
-    """
-
-    def __init__(self, meter: Meter) -> None:
-        self.meter = meter
-        self.error: BaseException | None = None
-
-    def __iter__(self) -> Iterator[bytes]:
-        try:
-            yield from self.meter
-        except BaseException as exc:
-            self.error = exc
-            raise
-
-    def __len__(self) -> int:
-        return len(self.meter)
-
-    def data(self) -> Any:
-        """What ``requests`` sends with ``Content-Length`` when the size is known, else chunked.
-
-        ``requests`` tests ``data`` for truth, which calls ``len()``: a body of unknown size
-        goes as a plain iterator, one of size 0 is checked empty here and sent as ``b""``.
-        """
-        if self.meter.expected is None:
-            return iter(self)
-        if self.meter.expected == 0:
-            for _ in self:
-                pass  # raises if the stream holds any byte
-            return b""
-        return self
 
 
 class WebDAVStorage:
@@ -579,7 +299,7 @@ class WebDAVStorage:
         length = resp.headers.get("Content-Length")
         encoded = resp.headers.get("Content-Encoding", "identity") != "identity"
         return Download(
-            _body_chunks(resp, path),
+            body_chunks(resp, path),
             int(length) if length and length.isdigit() and not encoded else None,
             status=resp.status_code,
             content_range=resp.headers.get("Content-Range") if resp.status_code == 206 else None,
@@ -620,7 +340,7 @@ class WebDAVStorage:
                     f"the file storage lost the upload of /{path} before it was in place",
                     field="file",
                 )
-            _check_moved(moved, f"/{path}")
+            check_moved(moved, f"/{path}")
         except BaseException:
             self._discard(client, temp)
             raise
@@ -667,7 +387,7 @@ class WebDAVStorage:
         resp.close()
         if resp.status_code == 412:
             raise Conflict(f"/{new_path} exists already", field="newfilepath")
-        _check_moved(resp, f"/{path}")
+        check_moved(resp, f"/{path}")
         return {"filepath": f"/{new_path}"}
 
     def delete_file(self, who: Identity, path: str) -> None:
@@ -680,14 +400,6 @@ class WebDAVStorage:
         if resp.status_code == 404 and client.last_attempts > 1:
             return  # an earlier attempt deleted it; only its answer was lost
         raise_for(resp, f"/{path}")
-
-
-def _check_moved(resp: requests.Response, what: str) -> None:
-    """A MOVE is done only on 201 or 204 (RFC 4918); any other 2xx (say, a proxy's web
-    page) is no proof that the file is where it should be."""
-    raise_for(resp, what)
-    if resp.status_code not in (201, 204):
-        raise UpstreamError(f"the file storage answered MOVE of {what} with {resp.status_code}")
 
 
 def _oauth_fields(settings: Settings, system: str, public: str, internal: str | None) -> Json:
