@@ -9,6 +9,7 @@ from __future__ import annotations
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -76,7 +77,7 @@ class _Progress:
         self.started = time.monotonic()
         self.sent = 0
         self.tty = sys.stderr.isatty()
-        self.bar = None
+        self.bar: Any = None  # click's ProgressBar, on a terminal only
         if self.tty:
             self.bar = click.progressbar(
                 length=max(total, 1),

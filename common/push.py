@@ -20,7 +20,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, Protocol
 from urllib.parse import quote
 
 import requests
@@ -69,6 +69,10 @@ def plan(folder: Path) -> list[Entry]:
     return sorted(entries, key=lambda e: e.name)
 
 
+class Readable(Protocol):
+    def read(self, n: int = -1, /) -> bytes: ...
+
+
 class MultipartFile:
     """A ``multipart/form-data`` body of known length that streams one file from disk.
 
@@ -77,7 +81,7 @@ class MultipartFile:
     requires a ``Content-Length``) and nothing is held in memory.
     """
 
-    def __init__(self, fields: dict[str, str], filename: str, fh: BinaryIO, size: int) -> None:
+    def __init__(self, fields: dict[str, str], filename: str, fh: Readable, size: int) -> None:
         self.boundary = uuid.uuid4().hex
         head = b"".join(
             f'--{self.boundary}\r\nContent-Disposition: form-data; name="{k}"\r\n\r\n'.encode()

@@ -31,7 +31,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 R = TypeVar("R")
 Sleep = Callable[[float], None]
@@ -181,7 +181,7 @@ class Policy:
                 wait = self._next(found, attempt, start, clock)
                 if wait is None:
                     return answer
-                answer.close()
+                cast(Any, answer).close()  # an HTTP answer (it has status_code)
                 kind = "rate-limited" if answer.status_code == RATE_LIMITED else "status"
                 reason = f"{kind}-{answer.status_code}"
             if log is not None:

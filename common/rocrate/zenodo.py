@@ -244,9 +244,9 @@ def _funding(graph: Graph, root: dict[str, Any]) -> tuple[list[dict[str, str]], 
         if label:
             notes.append(f"Funding: {label}")
     for value in values_of(root.get("funder")):
-        label = label_of(graph, value, "funder")
-        if label and not any(label in n for n in notes) and not grants:
-            notes.append(f"Funder: {label}")
+        funder = label_of(graph, value, "funder")
+        if funder and not any(funder in n for n in notes) and not grants:
+            notes.append(f"Funder: {funder}")
     return grants, notes
 
 
@@ -465,9 +465,9 @@ def _relations_back(metadata: dict[str, Any]) -> dict[str, Any]:
         out["identifier"] = [f"https://doi.org/{metadata['doi']}"]
     by_relation = {relation: prop for prop, relation in RELATION_PROPERTIES}
     for item in _list(metadata, "related_identifiers"):
-        prop = by_relation.get(item.get("relation")) if isinstance(item, dict) else None
+        prop = by_relation.get(str(item.get("relation"))) if isinstance(item, dict) else None
         ident = item.get("identifier") if prop else None
-        if isinstance(ident, str):
+        if prop is not None and isinstance(ident, str):
             doi = doi_of(ident)
             url = f"https://doi.org/{doi}" if doi else ident
             out.setdefault(prop, []).append(url if prop == "identifier" else {"@id": url})

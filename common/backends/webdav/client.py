@@ -284,7 +284,7 @@ class UploadBody:
             raise
 
     def __len__(self) -> int:
-        return len(self.meter)
+        return int(self.meter.expected or 0)
 
     def data(self) -> Any:
         """What ``requests`` sends with ``Content-Length`` when the size is known, else chunked.
