@@ -4,7 +4,9 @@ One ``Route`` per endpoint says which function answers which method and path for
 interface, what request body it reads and what answers it gives (the OpenAPI document,
 ``common/openapi.py``), and how much memory and time it gets as a Cloud Function
 (``deploy/cloudfunctions``). The router, the per-function deploy, the gateway document,
-the OpenAPI document and the tests all read this one table. Paths are the ones real RDS callers use (``/metadata/...`` and ``/storage/...``);
+the OpenAPI document and the tests all read this one table.
+
+Paths are the ones real RDS callers use (``/metadata/...`` and ``/storage/...``);
 ``{name}`` marks a path parameter, ``{name:path}`` one that may contain ``/`` (file ids of
 nested files).
 
@@ -133,50 +135,27 @@ _FILES_UPLOAD = upload_body(
 _FILES_UPLOAD["content"][FORM] = _PASSIVE_FORM
 _BYTES = {"type": "string", "format": "binary"}
 
+# A table: each route's name, method, path, interface and summary on its first line.
+# fmt: off
 ROUTES: tuple[Route, ...] = (
-    Route(
-        "projects_list",
-        "GET",
-        P,
-        METADATA,
-        "List the user's projects",
+    Route("projects_list", "GET", P, METADATA, "List the user's projects",
         body=json_body(),
         answers={"200": ok({"type": "array", "items": ref("Project")})},
     ),
-    Route(
-        "project_create",
-        "POST",
-        P,
-        METADATA,
-        "Create a project",
+    Route("project_create", "POST", P, METADATA, "Create a project",
         body=json_body(_METADATA_FIELD),
         answers={"200": ok(ref("Project"))},
     ),
-    Route(
-        "project_get",
-        "GET",
-        P + "/{project_id}",
-        METADATA,
-        "Read a project's metadata",
+    Route("project_get", "GET", P + "/{project_id}", METADATA, "Read a project's metadata",
         body=json_body(),
         answers={"200": ok(ref("Metadata"))},
     ),
-    Route(
-        "project_update",
-        "PATCH",
-        P + "/{project_id}",
-        METADATA,
-        "Replace metadata",
+    Route("project_update", "PATCH", P + "/{project_id}", METADATA, "Replace metadata",
         body=json_body(_METADATA_FIELD, ("metadata",)),
         answers={"200": ok(ref("Metadata"))},
         sizing=Sizing("512Mi", 120),  # a whole RO-Crate arrives in the body
     ),
-    Route(
-        "project_publish",
-        "PUT",
-        P + "/{project_id}",
-        METADATA,
-        "Publish; answers the DOI",
+    Route("project_publish", "PUT", P + "/{project_id}", METADATA, "Publish; answers the DOI",
         body=json_body(),
         answers={
             "200": {
@@ -193,30 +172,15 @@ ROUTES: tuple[Route, ...] = (
         },
         sizing=Sizing("256Mi", 300),  # the archive may take minutes to mint a DOI
     ),
-    Route(
-        "project_delete",
-        "DELETE",
-        P + "/{project_id}",
-        METADATA,
-        "Delete a draft",
+    Route("project_delete", "DELETE", P + "/{project_id}", METADATA, "Delete a draft",
         body=json_body(),
         answers={"204": {"description": "Deleted"}},
     ),
-    Route(
-        "files_list",
-        "GET",
-        P + "/{project_id}/files",
-        METADATA,
-        "List a project's files",
+    Route("files_list", "GET", P + "/{project_id}/files", METADATA, "List a project's files",
         body=json_body(),
         answers={"200": ok({"type": "array", "items": ref("File")})},
     ),
-    Route(
-        "files_upload",
-        "POST",
-        P + "/{project_id}/files",
-        METADATA,
-        "Add a file",
+    Route("files_upload", "POST", P + "/{project_id}/files", METADATA, "Add a file",
         body=_FILES_UPLOAD,
         answers={
             "200": ok(
@@ -237,51 +201,26 @@ ROUTES: tuple[Route, ...] = (
         sizing=TRANSFER,  # passive mode pulls whole folders server-side
         problems=(403, 507),  # 403: username names another user (passive mode)
     ),
-    Route(
-        "files_delete",
-        "DELETE",
-        P + "/{project_id}/files",
-        METADATA,
-        "Remove all files",
+    Route("files_delete", "DELETE", P + "/{project_id}/files", METADATA, "Remove all files",
         body=json_body(),
         answers={"200": ok(ref("Success"))},
         sizing=Sizing("256Mi", 300),
     ),
-    Route(
-        "file_get",
-        "GET",
-        P + "/{project_id}/files/{file_id:path}",
-        METADATA,
-        "Read a file",
+    Route("file_get", "GET", P + "/{project_id}/files/{file_id:path}", METADATA, "Read a file",
         body=json_body(),
         answers={"200": ok(ref("File"))},
     ),
-    Route(
-        "file_update",
-        "PATCH",
-        P + "/{project_id}/files/{file_id:path}",
-        METADATA,
-        "Rename",
+    Route("file_update", "PATCH", P + "/{project_id}/files/{file_id:path}", METADATA, "Rename",
         body=json_body(
             {"filename": {"type": "string", "description": "The new path in the project."}}
         ),
         answers={"200": ok(ref("File"))},
     ),
-    Route(
-        "file_delete",
-        "DELETE",
-        P + "/{project_id}/files/{file_id:path}",
-        METADATA,
-        "Delete",
+    Route("file_delete", "DELETE", P + "/{project_id}/files/{file_id:path}", METADATA, "Delete",
         body=json_body(),
         answers={"200": ok(ref("Success"))},
     ),
-    Route(
-        "storage_folder_get",
-        "GET",
-        S + "/folder",
-        FILE_STORAGE,
-        "List a folder",
+    Route("storage_folder_get", "GET", S + "/folder", FILE_STORAGE, "List a folder",
         body=json_body(
             {
                 "filepath": PATH_FIELD,
@@ -312,12 +251,7 @@ ROUTES: tuple[Route, ...] = (
             }
         },
     ),
-    Route(
-        "storage_file_get",
-        "GET",
-        S + "/file",
-        FILE_STORAGE,
-        "Download a file",
+    Route("storage_file_get", "GET", S + "/file", FILE_STORAGE, "Download a file",
         body=json_body({"filepath": PATH_FIELD}, ("filepath",)),
         answers={
             "200": ok(_BYTES, "The bytes", "application/octet-stream"),
@@ -329,12 +263,7 @@ ROUTES: tuple[Route, ...] = (
         },
         sizing=TRANSFER,
     ),
-    Route(
-        "storage_file_post",
-        "POST",
-        S + "/file",
-        FILE_STORAGE,
-        "Upload a file",
+    Route("storage_file_post", "POST", S + "/file", FILE_STORAGE, "Upload a file",
         body=upload_body(
             "filepath",
             {},
@@ -344,12 +273,7 @@ ROUTES: tuple[Route, ...] = (
         sizing=TRANSFER,
         problems=(507,),
     ),
-    Route(
-        "storage_file_patch",
-        "PATCH",
-        S + "/file",
-        FILE_STORAGE,
-        "Rename or move a file",
+    Route("storage_file_patch", "PATCH", S + "/file", FILE_STORAGE, "Rename or move a file",
         body=json_body(
             {"filepath": PATH_FIELD, "newfilepath": PATH_FIELD}, ("filepath", "newfilepath")
         ),
@@ -363,21 +287,11 @@ ROUTES: tuple[Route, ...] = (
             )
         },
     ),
-    Route(
-        "storage_file_delete",
-        "DELETE",
-        S + "/file",
-        FILE_STORAGE,
-        "Delete a file",
+    Route("storage_file_delete", "DELETE", S + "/file", FILE_STORAGE, "Delete a file",
         body=json_body({"filepath": PATH_FIELD}, ("filepath",)),
         answers={"200": ok(ref("Success"))},
     ),
-    Route(
-        "init",
-        "POST",
-        "/init",
-        INIT,
-        "Log in and register with the Token Storage",
+    Route("init", "POST", "/init", INIT, "Log in and register with the Token Storage",
         answers={
             "200": ok(
                 {
@@ -395,6 +309,7 @@ ROUTES: tuple[Route, ...] = (
         sizing=Sizing("256Mi", 300),  # registration retries up to REGISTRATION_DEADLINE
     ),
 )
+# fmt: on
 
 BY_NAME: dict[str, Route] = {r.name: r for r in ROUTES}
 
