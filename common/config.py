@@ -4,8 +4,11 @@ Names are the ones existing RDS deployments already use (``CENTRAL_SERVICE_TOKEN
 ``USE_CASE_SERVICE_PORT_SERVICE``, ...), plus ``CONNECTOR_*`` for what is ours. The YAML
 file (``/etc/rds-connector/config.yaml`` or ``CONNECTOR_CONFIG``) holds the same names as
 top-level keys; the environment wins over it. Backend-specific names stay in ``raw`` and
-are validated by the backend when it is built at start, so a missing value stops the
-process with a message that names it. No setting has a default secret.
+are validated by the module that owns them when it is built at start (the backends,
+passive transfer), so a missing or bad value stops the process with a message that names
+it. They read through the one set of helpers here (``int_setting``, ``url_setting`` ...),
+directly or by declaring a settings dataclass of ``setting(...)`` fields that
+``load_declared`` reads and checks. No setting has a default secret.
 """
 
 from __future__ import annotations
@@ -13,10 +16,10 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
 
@@ -26,6 +29,7 @@ DEFAULT_CONFIG_PATH = "/etc/rds-connector/config.yaml"
 METADATA_BACKENDS = ("local", "zenodo", "none")
 STORAGE_BACKENDS = ("local", "webdav", "s3", "none")
 CALLER_AUTH_MODES = ("none", "bearer", "google")
+LOGLEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 MIN_CALLER_SECRET = 16
 SERVICENAME_RE = re.compile(r"^port-[a-z0-9][a-z0-9._-]*$")
 _TRUE = {"1", "true", "yes", "on"}
@@ -122,30 +126,64 @@ def merged_source(env: Mapping[str, str] | None = None) -> dict[str, str]:
     return source
 
 
-def _int(src: Mapping[str, str], name: str, default: int, lo: int, hi: int) -> int:
-    text = src.get(name) or str(default)
+# -- reading one variable ---------------------------------------------------------------
+# Every helper takes the merged source (or a ``Settings``, whose ``raw`` it reads), treats
+# '' as unset, and names the variable in its ``ConfigError``.
+Source = Settings | Mapping[str, str]
+_URL = re.compile(r"^https?://[^/\s]+")
+_HOST_URL = re.compile(r"^https?://[^/\s]+$")
+
+
+def _raw(src: Source, name: str) -> str | None:
+    mapping = src.raw if isinstance(src, Settings) else src
+    value = mapping.get(name)
+    return value if value not in (None, "") else None
+
+
+def text_setting(
+    src: Source, name: str, default: str | None = None, *, required: bool = False
+) -> str | None:
+    """A text variable; ``required`` ones must be set."""
+    value = _raw(src, name)
+    if value is None and required:
+        raise ConfigError(f"{name} is required by this configuration but is not set")
+    return default if value is None else value
+
+
+def int_setting(src: Source, name: str, default: int, lo: int, hi: int, *, unit: str = "") -> int:
+    """A whole number between ``lo`` and ``hi`` (``unit`` only words the message)."""
+    text = _raw(src, name) or str(default)
+    of = f" of {unit}" if unit else ""
     try:
         value = int(text)
     except ValueError:
-        raise ConfigError(f"{name} must be a whole number, not {text!r}") from None
+        raise ConfigError(f"{name} must be a whole number{of}, not {text!r}") from None
     if not lo <= value <= hi:
-        raise ConfigError(f"{name} must be between {lo} and {hi}, not {value}")
+        raise ConfigError(
+            f"{name} must be between {lo} and {hi}{' ' + unit if unit else ''}, not {value}"
+        )
     return value
 
 
-def _float(src: Mapping[str, str], name: str, default: float) -> float:
-    text = src.get(name) or str(default)
+def float_setting(src: Source, name: str, default: float, *, unit: str = "seconds") -> float:
+    """A positive number (of seconds, unless ``unit`` says otherwise)."""
+    text = _raw(src, name) or str(default)
     try:
         value = float(text)
     except ValueError:
-        raise ConfigError(f"{name} must be a number of seconds, not {text!r}") from None
+        raise ConfigError(f"{name} must be a number of {unit}, not {text!r}") from None
     if value <= 0:
         raise ConfigError(f"{name} must be positive, not {value}")
     return value
 
 
-def parse_bool(name: str, text: str | None, default: bool) -> bool:
+def bool_setting(src: Source, name: str, default: bool) -> bool:
     """RDS writes "True"/"False"; accept the usual spellings, refuse anything else."""
+    return parse_bool(name, _raw(src, name), default)
+
+
+def parse_bool(name: str, text: str | None, default: bool) -> bool:
+    """``text`` as a yes/no value of variable ``name``."""
     if text in (None, ""):
         return default
     low = text.strip().lower()
@@ -156,28 +194,108 @@ def parse_bool(name: str, text: str | None, default: bool) -> bool:
     raise ConfigError(f"{name} must be True or False, not {text!r}")
 
 
-def _url(src: Mapping[str, str], name: str) -> str | None:
-    value = src.get(name) or None
+def url_setting(
+    src: Source,
+    name: str,
+    *,
+    required: bool = False,
+    default: str | None = None,
+    host_only: bool = False,
+) -> str | None:
+    """An http(s) URL without its trailing '/'; ``host_only``: nothing after host[:port]."""
+    value = text_setting(src, name, default, required=required)
     if value is None:
         return None
-    if not re.match(r"^https?://[^/\s]+", value):
+    if host_only:
+        value = value.rstrip("/")
+        if not _HOST_URL.match(value):
+            raise ConfigError(f"{name} must be http(s)://host[:port], not {value!r}")
+        return value
+    if not _URL.match(value):
         raise ConfigError(f"{name} must be an http(s) URL, not {value!r}")
     return value.rstrip("/")
 
 
-def _list(text: str | None) -> tuple[str, ...]:
-    """A comma- or space-separated setting as a tuple (empty items dropped)."""
-    return tuple(item for item in re.split(r"[,\s]+", text or "") if item)
+def choice_setting(src: Source, name: str, choices: tuple[str, ...], default: str) -> str:
+    """One of ``choices`` (any case; answered as spelled in ``choices``)."""
+    value = _raw(src, name) or default
+    for choice in choices:
+        if value.lower() == choice.lower():
+            return choice
+    raise ConfigError(f"{name} must be one of {choices}, not {value.lower()!r}")
+
+
+def list_setting(src: Source, name: str) -> tuple[str, ...]:
+    """A comma- or space-separated variable as a tuple (empty items dropped)."""
+    return tuple(item for item in re.split(r"[,\s]+", _raw(src, name) or "") if item)
+
+
+# -- a module's settings, declared -------------------------------------------------------
+@dataclass(frozen=True)
+class Setting:
+    """One variable a module reads: its name, kind, default and bounds."""
+
+    name: str
+    kind: str = "text"  # text | int | float | bool | url | host_url | choice | list
+    default: Any = None
+    lo: int = 0
+    hi: int = 2**63
+    choices: tuple[str, ...] = ()
+    required: bool = False
+
+    def read(self, src: Source) -> Any:
+        """The variable's value from ``src``; ``ConfigError`` names it when it is wrong."""
+        name, default = self.name, self.default
+        if self.kind == "int":
+            return int_setting(src, name, default, self.lo, self.hi)
+        if self.kind == "float":
+            return float_setting(src, name, default)
+        if self.kind == "bool":
+            return bool_setting(src, name, default)
+        if self.kind in ("url", "host_url"):
+            host_only = self.kind == "host_url"
+            return url_setting(
+                src, name, required=self.required, default=default, host_only=host_only
+            )
+        if self.kind == "choice":
+            return choice_setting(src, name, self.choices, default)
+        if self.kind == "list":
+            return list_setting(src, name)
+        if self.kind == "text":
+            return text_setting(src, name, default, required=self.required)
+        raise ValueError(f"{name}: no such kind of setting {self.kind!r}")
+
+
+def setting(
+    name: str, kind: str = "text", default: Any = None, *, secret: bool = False, **bounds: Any
+) -> Any:
+    """A field of a settings dataclass read from variable ``name`` (see ``load_declared``);
+    a ``secret`` one stays out of the dataclass's repr."""
+    spec = Setting(name, kind, default, **bounds)
+    return field(default=default, repr=not secret, metadata={"setting": spec})
+
+
+T = TypeVar("T")
+
+
+def load_declared(cls: type[T], src: Source) -> T:
+    """An instance of the settings dataclass ``cls``, each ``setting`` field read from
+    ``src`` and checked: a module declares its variables once and gets them all validated
+    when it is built at start. ``ConfigError`` names the first bad one."""
+    values = {
+        f.name: f.metadata["setting"].read(src)
+        for f in fields(cls)  # type: ignore[arg-type]
+        if "setting" in f.metadata
+    }
+    return cls(**values)
 
 
 def _caller_auth(src: Mapping[str, str]) -> dict[str, Any]:
     """The caller-authentication fields; the mode's required value is named when missing."""
-    mode = (src.get("CONNECTOR_CALLER_AUTH") or "none").lower()
-    if mode not in CALLER_AUTH_MODES:
-        raise ConfigError(f"CONNECTOR_CALLER_AUTH must be one of {CALLER_AUTH_MODES}, not {mode!r}")
-    secret = src.get("CONNECTOR_CALLER_SECRET") or None
-    audiences = _list(src.get("CONNECTOR_CALLER_AUDIENCE"))
-    emails = _list(src.get("CONNECTOR_CALLER_EMAILS"))
+    mode = choice_setting(src, "CONNECTOR_CALLER_AUTH", CALLER_AUTH_MODES, "none")
+    secret = text_setting(src, "CONNECTOR_CALLER_SECRET")
+    audiences = list_setting(src, "CONNECTOR_CALLER_AUDIENCE")
+    emails = list_setting(src, "CONNECTOR_CALLER_EMAILS")
     if mode == "bearer" and (secret is None or len(secret) < MIN_CALLER_SECRET):
         # The value itself is never part of the message.
         raise ConfigError(
@@ -199,48 +317,39 @@ def _caller_auth(src: Mapping[str, str]) -> dict[str, Any]:
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     """Read and validate the settings; ``ConfigError`` names the first bad value."""
     src = merged_source(env)
-    metadata = (src.get("CONNECTOR_METADATA") or "local").lower()
-    storage = (src.get("CONNECTOR_STORAGE") or "local").lower()
-    if metadata not in METADATA_BACKENDS:
-        raise ConfigError(
-            f"CONNECTOR_METADATA must be one of {METADATA_BACKENDS}, not {metadata!r}"
-        )
-    if storage not in STORAGE_BACKENDS:
-        raise ConfigError(f"CONNECTOR_STORAGE must be one of {STORAGE_BACKENDS}, not {storage!r}")
+    metadata = choice_setting(src, "CONNECTOR_METADATA", METADATA_BACKENDS, "local")
+    storage = choice_setting(src, "CONNECTOR_STORAGE", STORAGE_BACKENDS, "local")
     if metadata == "none" and storage == "none":
         raise ConfigError(
             "CONNECTOR_METADATA and CONNECTOR_STORAGE are both 'none': nothing to serve"
         )
     default_name = f"port-{metadata if metadata != 'none' else storage}"
-    servicename = src.get("CONNECTOR_SERVICENAME") or default_name
+    servicename = text_setting(src, "CONNECTOR_SERVICENAME", default_name) or default_name
     if not SERVICENAME_RE.match(servicename):
         raise ConfigError(
             f"CONNECTOR_SERVICENAME must be lower case and start with 'port-', not {servicename!r}"
         )
-    loglevel = (src.get("LOGLEVEL") or "INFO").upper()
-    if loglevel not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
-        raise ConfigError(f"LOGLEVEL must be DEBUG, INFO, WARNING or ERROR, not {loglevel!r}")
     return Settings(
-        port=_int(src, "PORT", 8080, 1, 65535),
-        host=src.get("HOST") or "0.0.0.0",
+        port=int_setting(src, "PORT", 8080, 1, 65535),
+        host=text_setting(src, "HOST") or "0.0.0.0",
         metadata_backend=metadata,
         storage_backend=storage,
         servicename=servicename,
-        data_dir=src.get("CONNECTOR_DATA_DIR") or "./data",
-        token_storage_url=_url(src, "CENTRAL_SERVICE_TOKEN_STORAGE"),
-        port_service_url=_url(src, "USE_CASE_SERVICE_PORT_SERVICE"),
-        redirect_uri=src.get("RDS_OAUTH_REDIRECT_URI") or None,
-        verify_ssl=parse_bool("VERIFY_SSL", src.get("VERIFY_SSL"), True),
-        loglevel=loglevel,
-        registration_deadline=_float(src, "REGISTRATION_DEADLINE", 120.0),
-        registration_max_delay=_float(src, "REGISTRATION_MAX_DELAY", 10.0),
-        file_transfer_mode=_int(src, "CONNECTOR_FILE_TRANSFER_MODE", 0, 0, 2),
-        file_transfer_archive=_int(src, "CONNECTOR_FILE_TRANSFER_ARCHIVE", 0, 0, 1),
-        max_json_bytes=_int(src, "CONNECTOR_MAX_JSON_BYTES", 10 * 1024 * 1024, 1024, 2**31),
-        max_header_bytes=_int(src, "CONNECTOR_MAX_HEADER_BYTES", 64 * 1024, 1024, 2**24),
-        max_listing=_int(src, "CONNECTOR_MAX_LISTING", 100_000, 1, 10**8),
-        connect_timeout=_float(src, "CONNECTOR_CONNECT_TIMEOUT", 10.0),
-        read_timeout=_float(src, "CONNECTOR_READ_TIMEOUT", 600.0),
+        data_dir=text_setting(src, "CONNECTOR_DATA_DIR") or "./data",
+        token_storage_url=url_setting(src, "CENTRAL_SERVICE_TOKEN_STORAGE"),
+        port_service_url=url_setting(src, "USE_CASE_SERVICE_PORT_SERVICE"),
+        redirect_uri=text_setting(src, "RDS_OAUTH_REDIRECT_URI"),
+        verify_ssl=bool_setting(src, "VERIFY_SSL", True),
+        loglevel=choice_setting(src, "LOGLEVEL", LOGLEVELS, "INFO"),
+        registration_deadline=float_setting(src, "REGISTRATION_DEADLINE", 120.0),
+        registration_max_delay=float_setting(src, "REGISTRATION_MAX_DELAY", 10.0),
+        file_transfer_mode=int_setting(src, "CONNECTOR_FILE_TRANSFER_MODE", 0, 0, 2),
+        file_transfer_archive=int_setting(src, "CONNECTOR_FILE_TRANSFER_ARCHIVE", 0, 0, 1),
+        max_json_bytes=int_setting(src, "CONNECTOR_MAX_JSON_BYTES", 10 * 1024 * 1024, 1024, 2**31),
+        max_header_bytes=int_setting(src, "CONNECTOR_MAX_HEADER_BYTES", 64 * 1024, 1024, 2**24),
+        max_listing=int_setting(src, "CONNECTOR_MAX_LISTING", 100_000, 1, 10**8),
+        connect_timeout=float_setting(src, "CONNECTOR_CONNECT_TIMEOUT", 10.0),
+        read_timeout=float_setting(src, "CONNECTOR_READ_TIMEOUT", 600.0),
         **_caller_auth(src),
         raw=MappingProxyType(dict(src)),
     )

@@ -2,11 +2,11 @@
 
 ``endpoint(name)`` turns a function of a ``Call`` into a Flask/functions-framework view:
 it checks method and path against the route table (a function served alone must not
-trust anyone's URL map), parses the body the way RDS sends it (JSON even on GET and
-DELETE, forms, streamed multipart), resolves the caller's identity, renders every
-``ConnectorError`` as ``application/problem+json`` and anything else as a generic 500,
-counts the request, and leaves the request body fully read (or the connection marked to
-close) so no server ever reads a large body into memory behind our back.
+trust anyone's URL map), hands the body to a ``Body`` (``common/body.py``: JSON even on
+GET and DELETE, forms, streamed multipart), resolves the caller's identity
+(``common/identity.py``), renders every ``ConnectorError`` as ``application/problem+json``
+and anything else as a generic 500, counts the request, and has the ``Body`` leave the
+request body fully read (or the connection marked to close).
 """
 
 from __future__ import annotations
@@ -18,11 +18,12 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
-from urllib.parse import parse_qsl
 
 from flask import Request, Response
 
 from common import metrics
+from common.backends.base import Archive, Storage
+from common.body import Body, close_after
 from common.caller_auth import check_caller
 from common.errors import (
     PROBLEM_CONTENT_TYPE,
@@ -30,19 +31,15 @@ from common.errors import (
     ConnectorError,
     MethodNotAllowed,
     NotFound,
-    PayloadTooLarge,
     RequestHeaderFieldsTooLarge,
-    UnsupportedMediaType,
     problem_body,
     problem_from_error,
 )
-from common.identity import Identity, lookup_token, parse_user_id
-from common.multipart import MAX_FIELD_BYTES, MultipartReader, Part
+from common.identity import Identity, lookup_token, resolve_identity
 from common.routes import FILE_STORAGE, METADATA, Route, route
 from common.runtime import Runtime, get_runtime
 
 log = logging.getLogger("rds.http")
-DRAIN_LIMIT = 64 * 1024 * 1024
 Answer = Response | dict[str, Any] | list[Any] | tuple[Any, int] | None
 
 
@@ -64,7 +61,7 @@ def problem_response(
 
 
 class Call:
-    """One request as a function sees it: path parameters, fields, identity, backends."""
+    """One request as a function sees it: path parameters, body, identity, backend."""
 
     def __init__(self, route: Route, request: Request, runtime: Runtime, params: dict[str, str]):
         self.route = route
@@ -72,103 +69,18 @@ class Call:
         self.runtime = runtime
         self.settings = runtime.settings
         self.params = params
-        self._fields: dict[str, Any] | None = None
+        self.body = Body(request, runtime.settings.max_json_bytes)
         self._identity: Identity | None = None
-        self.reader: MultipartReader | None = None
-        self.part: Part | None = None  # the first file part, reached but not yet read
-        self._field_bytes = 0  # text-field bytes of a multipart body so far
-        self.body_pending = True  # the body has not been read to its end
 
     # -- body --------------------------------------------------------------------------
     @property
-    def mimetype(self) -> str:
-        return self.request.mimetype or ""
-
-    @property
     def is_multipart(self) -> bool:
-        return self.mimetype == "multipart/form-data"
+        return self.body.is_multipart
 
     @property
     def fields(self) -> dict[str, Any]:
-        """The request's fields: JSON object or form, over the query string's."""
-        if self._fields is None:
-            self._fields = {**self.request.args.to_dict(), **self._parse_body()}
-        return self._fields
-
-    def _parse_body(self) -> dict[str, Any]:
-        req = self.request
-        if self.is_multipart:
-            return self._read_multipart_fields()
-        length = req.content_length
-        if length is not None and length > self.settings.max_json_bytes:
-            raise PayloadTooLarge(
-                f"the body is over {self.settings.max_json_bytes} bytes", field="body"
-            )
-        mimetype = self.mimetype
-        # Read at most the limit ourselves: a chunked body has no Content-Length to check
-        # first, and werkzeug's get_data()/form would read it whole before any limit applies.
-        raw = read_bounded(req.stream, self.settings.max_json_bytes)
-        self.body_pending = False
-        if mimetype == "application/x-www-form-urlencoded":
-            try:
-                pairs = parse_qsl(raw.decode("utf-8"), keep_blank_values=True)
-            except UnicodeDecodeError:
-                raise BadRequest("the form is not UTF-8", field="body") from None
-            form: dict[str, Any] = {}
-            for key, value in pairs:
-                form.setdefault(key, value)
-            return form
-        if not raw.strip():
-            return {}
-        if mimetype and mimetype != "application/json" and not mimetype.endswith("+json"):
-            raise UnsupportedMediaType(
-                f"send the body as application/json, not {mimetype}", field="Content-Type"
-            )
-        try:
-            data = json.loads(raw)
-        except (ValueError, UnicodeDecodeError):
-            raise BadRequest("the body is not valid JSON", field="body") from None
-        except RecursionError:  # "[[[[..." a few hundred thousand deep, well under the size limit
-            raise BadRequest("the body's JSON is nested too deeply", field="body") from None
-        if not isinstance(data, dict):
-            raise BadRequest("the body must be a JSON object", field="body")
-        return data
-
-    def _read_multipart_fields(self) -> dict[str, Any]:
-        """Read form fields up to the first file part, which stays unread in ``self.part``."""
-        boundary = self.request.mimetype_params.get("boundary", "")
-        self.reader = MultipartReader(self.request.stream, boundary, self.request.content_length)
-        fields: dict[str, Any] = {}
-        while (part := self.reader.next_part()) is not None:
-            if part.is_file:
-                self.part = part
-                return fields
-            fields[part.name] = self._read_field()
-        self.body_pending = False
-        return fields
-
-    def _read_field(self) -> str:
-        """One text field, all of a request's fields together within ``max_json_bytes``."""
-        assert self.reader is not None
-        budget = self.settings.max_json_bytes - self._field_bytes
-        value = self.reader.read_value(limit=max(min(budget, MAX_FIELD_BYTES), 0))
-        self._field_bytes += len(value.encode("utf-8"))
-        return value
-
-    def next_file_part(self) -> Part | None:
-        """The next file part of a multipart body (the first one after ``fields``)."""
-        self.fields  # noqa: B018 - make sure the fields before the first file are read
-        if self.reader is None:
-            return None
-        part, self.part = self.part, None
-        if part is not None:
-            return part
-        while (part := self.reader.next_part()) is not None:
-            if part.is_file:
-                return part
-            self.fields[part.name] = self._read_field()
-        self.body_pending = False
-        return None
+        """The request's fields (``Body.fields``)."""
+        return self.body.fields()
 
     def field(self, name: str, *, required: bool = False) -> Any:
         """A field's value; ``None`` or a 400 naming it when absent."""
@@ -193,91 +105,46 @@ class Call:
 
     # -- who and where -----------------------------------------------------------------
     @property
-    def backend(self) -> Any:
+    def backend(self) -> Archive | Storage:
         """The backend serving this route's interface (404 when not configured here)."""
-        backend = {METADATA: self.runtime.archive, FILE_STORAGE: self.runtime.storage}.get(
-            self.route.interface
-        )
-        if backend is None:
+        return self.archive if self.route.interface == METADATA else self.storage
+
+    @property
+    def archive(self) -> Archive:
+        """The metadata backend (404 when this deployment does not serve the interface)."""
+        archive = self.runtime.archive if self.route.interface == METADATA else None
+        if archive is None:
             raise NotFound(f"this deployment does not serve the {self.route.interface} interface")
-        return backend
+        return archive
 
     @property
-    def archive(self) -> Any:
-        return self.backend
-
-    @property
-    def storage(self) -> Any:
-        return self.backend
+    def storage(self) -> Storage:
+        """The fileStorage backend (404 when this deployment does not serve the interface)."""
+        storage = self.runtime.storage if self.route.interface == FILE_STORAGE else None
+        if storage is None:
+            raise NotFound(f"this deployment does not serve the {self.route.interface} interface")
+        return storage
 
     @property
     def identity(self) -> Identity:
         """The caller from ``userId`` (and ``apiKey``), with a token when one is needed."""
         if self._identity is None:
-            who = parse_user_id(
-                self.fields.get("userId"), self.settings.servicename, self.fields.get("apiKey")
+            fields = self.fields
+            self._identity = resolve_identity(
+                fields.get("userId"),
+                fields.get("apiKey"),
+                servicename=self.settings.servicename,
+                needs_token=self.backend.needs_token,
+                lookup=self._lookup_token,
             )
-            backend = self.backend
-            if who.token is None and getattr(backend, "needs_token", False):
-                if self.settings.port_service_url:
-                    token = lookup_token(
-                        self.runtime.session,
-                        self.settings.port_service_url,
-                        who.user,
-                        self.settings.servicename,
-                    )
-                    who = Identity(who.user, token, who.service)
-                else:
-                    who.require_token()
-            self._identity = who
         return self._identity
 
-    # -- end of the body ---------------------------------------------------------------
-    def finish_body(self, response: Response) -> None:
-        """Read what is left of the body, or mark the connection to close when too much is."""
-        if not self.body_pending:
-            return
-        length = self.request.content_length
-        consumed = self.reader.consumed if self.reader else 0
-        if length is None or length - consumed > DRAIN_LIMIT:
-            # too much left, or no telling how much (chunked): do not read it, hang up
-            _close_after(response)
-            self.body_pending = False
-            return
-        try:
-            if self.reader is not None:
-                self.reader.finish()
-            else:
-                stream = self.request.stream
-                while stream.read(1024 * 1024):
-                    pass
-        except Exception:  # noqa: BLE001 - a broken body only means: close the connection
-            _close_after(response)
-        self.body_pending = False
-
-
-def read_bounded(stream: Any, limit: int) -> bytes:
-    """The whole (small) body, refused with 413 as soon as it passes ``limit`` bytes."""
-    out = bytearray()
-    while True:
-        try:
-            chunk = stream.read(64 * 1024)
-        except Exception as exc:
-            raise BadRequest("the request body broke off", field="body") from exc
-        if not chunk:
-            return bytes(out)
-        out += chunk
-        if len(out) > limit:
-            raise PayloadTooLarge(f"the body is over {limit} bytes", field="body")
-
-
-def _close_after(response: Response) -> None:
-    """Answer without reading the rest of the body; a streamed body stops frameworks'
-    read-everything-after-the-handler step (functions-framework's ``read_request``)."""
-    response.headers["Connection"] = "close"
-    data = response.get_data()
-    response.response = iter([data])  # type: ignore[assignment]
-    response.headers["Content-Length"] = str(len(data))
+    def _lookup_token(self, user: str) -> str | None:
+        """The user's token from the Port service (``None`` when none is configured)."""
+        url = self.settings.port_service_url
+        if not url:
+            return None
+        return lookup_token(self.runtime.session, url, user, self.settings.servicename)
 
 
 def _to_response(answer: Answer) -> Response:
@@ -342,9 +209,9 @@ def handle(the_route: Route, fn: Callable[[Call], Answer], request: Request) -> 
             PROBLEM_CONTENT_TYPE,
         )
     if call is not None:
-        call.finish_body(response)
+        call.body.finish(response)
     elif request.content_length:
-        _close_after(response)
+        close_after(response)
     response.headers["X-Request-ID"] = request_id
     elapsed = time.perf_counter() - started
     metrics.observe(the_route.name, request.method, response.status_code, elapsed)

@@ -11,6 +11,7 @@ line or an error text.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from urllib.parse import quote
 
@@ -114,6 +115,25 @@ def parse_user_id(value: object, servicename: str, api_key: object = None) -> Id
     if secret is None and isinstance(api_key, str) and api_key not in _ABSENT:
         secret = api_key
     return Identity(user=user, token=secret, service=service)
+
+
+def resolve_identity(
+    user_id: object,
+    api_key: object,
+    *,
+    servicename: str,
+    needs_token: bool,
+    lookup: Callable[[str], str | None],
+) -> Identity:
+    """The caller from ``userId`` (and ``apiKey``); when the backend needs a token and
+    none came along, ``lookup(user)`` gives it (``None``: no way to look it up, a 401)."""
+    who = parse_user_id(user_id, servicename, api_key)
+    if who.token is not None or not needs_token:
+        return who
+    token = lookup(who.user)
+    if token is None:
+        who.require_token()  # raises: none came with the request and none can be looked up
+    return Identity(who.user, token, who.service)
 
 
 def lookup_token(

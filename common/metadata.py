@@ -10,19 +10,18 @@ names a title or creators -- is the archive backend's business (``common.rocrate
 crate with no root passes here; the local backend stores it as sent. JSON cannot hold a
 cycle; ``@id`` references that form one are fine here, since nothing follows them.
 
-This module imports no web framework at run time, so backends may use ``check_crate``.
+This module knows no request: functions hand it the request's fields, and backends may
+use ``check_crate``.
 """
 
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Any
+from collections.abc import Mapping
+from typing import Any
 
 from common.errors import BadRequest
 from common.legacy_metadata import crate_from_legacy, is_legacy
-
-if TYPE_CHECKING:
-    from common.http import Call
 
 
 def check_crate(value: object, field: str = "metadata") -> dict[str, Any]:
@@ -42,12 +41,13 @@ def check_crate(value: object, field: str = "metadata") -> dict[str, Any]:
     return value
 
 
-def metadata_field(call: Call) -> dict[str, Any] | None:
-    """``metadata`` as an RO-Crate (a JSON string holding one is accepted), or ``None``.
+def metadata_field(fields: Mapping[str, Any]) -> dict[str, Any] | None:
+    """``fields["metadata"]`` as an RO-Crate (a JSON string holding one is accepted), or
+    ``None``.
 
     ``null``, ``""`` and ``{}`` (upstream's example sends an empty object) mean "none".
     """
-    value = call.fields.get("metadata")
+    value = fields.get("metadata")
     if value in (None, "", {}):
         return None
     if isinstance(value, str):

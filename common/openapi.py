@@ -4,10 +4,11 @@ The upstream interface files (``interface_port_metadata.yml``, ``interface_port_
 describe what RDS meant to speak; this document describes what real RDS Layer 2 speaks and
 what this connector answers. Every difference from the upstream files is marked on the
 operation or schema with ``x-rds-deviation`` (a short note saying what upstream says and why
-we differ). The paths, methods and summaries come from ``common/routes.py``; this module adds
-only what the table cannot know: the body each function reads and the answers it gives.
-A route without an entry in ``_BODIES``/``_ANSWERS`` is a ``KeyError`` here, so the document
-cannot silently fall behind the table (``tests/test_openapi.py`` also checks the router).
+we differ). Every operation comes from its one declaration in ``common/routes.py`` (path,
+method, summary, request body, answers, extra error statuses); the shared schemas live in
+``common/schemas.py``. This module adds only what holds for all routes: the error answers
+each interface and method can give, and the router's own probes, so the document cannot
+fall behind the table (``tests/test_openapi.py`` also checks the router).
 
 OpenAPI 3.1 (not 3.0 like upstream) because RDS sends JSON bodies on GET and DELETE, which
 3.0 leaves undefined and 3.1 allows. ``python -m common.openapi`` prints the document; the
@@ -24,12 +25,9 @@ import yaml
 
 from common.errors import PROBLEM_CONTENT_TYPE
 from common.routes import FILE_STORAGE, INIT, METADATA, ROUTES, Route
+from common.schemas import JSON, SCHEMAS, Json, ref
 
-Json = dict[str, Any]
 VERSION = "0.1.0"
-JSON = "application/json"
-MULTIPART = "multipart/form-data"
-FORM = "application/x-www-form-urlencoded"
 
 #: operations the router serves besides the route table (probes and this document)
 ROUTER_PATHS: tuple[tuple[str, str, str], ...] = (
@@ -38,349 +36,6 @@ ROUTER_PATHS: tuple[tuple[str, str, str], ...] = (
     ("GET", "/openapi.yaml", "This document (the deployment's interfaces only)"),
 )
 
-
-def _ref(name: str) -> Json:
-    return {"$ref": f"#/components/schemas/{name}"}
-
-
-SCHEMAS: dict[str, Json] = {
-    "UserId": {
-        "type": "string",
-        "minLength": 1,
-        "description": (
-            "Who calls. Session form `port-<name>://<user>:<secret>` (the secret is split off "
-            "at the LAST ':'; `<name>` must be this connector's service name) or bare form "
-            "`<user>`, for which the connector asks the Port service for the token. "
-            '"None" and "" mean absent (401).'
-        ),
-        "x-rds-deviation": (
-            "upstream says never to put a token in the secret part; real RDS puts the user's "
-            "OAuth access token there, and so do we"
-        ),
-        "examples": ["port-local://alice@cloud.example.org:token", "alice@cloud.example.org"],
-    },
-    "ApiKey": {
-        "type": "string",
-        "description": "The secret, when a caller sends it apart from userId (port-reva does).",
-        "x-rds-deviation": "not in upstream; sent by some RDS callers",
-    },
-    "Metadata": {
-        "type": "object",
-        "description": (
-            "The project's metadata: the whole RO-Crate 1.1 JSON-LD document. Checked for "
-            "its shape only (@context, @graph of entities with @id); the archive backend "
-            "reads the root dataset."
-        ),
-        "properties": {
-            "@context": {},
-            "@graph": {
-                "type": "array",
-                "items": {
-                    "type": "object",
-                    "properties": {"@id": {"type": "string"}},
-                    "required": ["@id"],
-                },
-            },
-        },
-        "required": ["@context", "@graph"],
-    },
-    "NoMetadata": {
-        "description": "No metadata: null, or an empty object as upstream's example sends.",
-        "anyOf": [{"type": "null"}, {"type": "object", "maxProperties": 0}],
-    },
-    "Project": {
-        "type": "object",
-        "properties": {"projectId": {"type": "string"}, "metadata": _ref("Metadata")},
-        "required": ["projectId", "metadata"],
-    },
-    "File": {
-        "type": "object",
-        "description": "A file of a project; `id` is its path in the project (may hold '/').",
-        "properties": {
-            "id": {"type": "string"},
-            "filename": {"type": "string"},
-            "size": {"type": "integer", "minimum": 0},
-            "checksum": {"type": "string", "pattern": "^[a-z0-9]+:"},
-        },
-        "required": ["id", "filename"],
-        "x-rds-deviation": "upstream's `content` is never sent; `size` and `checksum` added",
-    },
-    "PulledFile": {
-        "type": "object",
-        "description": "One file of a passive-mode pull and what became of it.",
-        "properties": {
-            "filename": {"type": "string"},
-            "source": {"type": "string"},
-            "size": {"type": ["integer", "null"]},
-            "md5": {"type": "string"},
-            "status": {"enum": ["stored", "skipped", "failed"]},
-        },
-        "required": ["filename", "status"],
-    },
-    "StoredFile": {
-        "type": "object",
-        "properties": {
-            "filepath": {"type": "string", "pattern": "^/"},
-            "size": {"type": "integer", "minimum": 0},
-            "checksum": {"type": "string"},
-        },
-        "required": ["filepath"],
-    },
-    "Success": {
-        "type": "object",
-        "properties": {"success": {"const": True}},
-        "required": ["success"],
-    },
-    "Problem": {
-        "type": "object",
-        "description": "RFC 9457 problem details; `field` names the request field at fault.",
-        "properties": {
-            "type": {"type": "string"},
-            "title": {"type": "string"},
-            "status": {"type": "integer", "minimum": 400, "maximum": 599},
-            "detail": {"type": "string"},
-            "field": {"type": "string"},
-            "instance": {"type": "string"},
-            "requestId": {"type": "string"},
-            "success": {
-                "const": False,
-                "description": "Deployed RDS callers read `success` from error answers too.",
-            },
-            "message": {"type": "string", "description": "The detail again, for RDS callers."},
-            "files": {
-                "type": "array",
-                "description": "Per-file report of an upload or pull: what was stored, what not.",
-            },
-            "notStored": {
-                "type": "array",
-                "items": {"type": "string"},
-                "description": "Files of an upload that did not make it (nothing of them kept).",
-            },
-            "notDeleted": {
-                "type": "array",
-                "items": {"type": "string"},
-                "description": "Files a failed delete of all files left in place.",
-            },
-        },
-        "required": ["type", "title", "status", "detail", "success", "message"],
-        "x-rds-deviation": (
-            "upstream documents no error bodies; the Exporter reads `success` (and then "
-            "`message`) from every answer of the upload route, error answers included, and "
-            "crashes on a body without it"
-        ),
-    },
-}
-
-_USER = {"userId": _ref("UserId"), "apiKey": _ref("ApiKey")}
-_PATH_FIELD = {
-    "type": "string",
-    "description": "An absolute path in the user's storage (`/a/b.csv`); `/` is the root.",
-}
-
-
-def _json_body(props: Json | None = None, required: tuple[str, ...] = ()) -> Json:
-    schema: Json = {
-        "type": "object",
-        "properties": {**_USER, **(props or {})},
-        "required": ["userId", *required],
-    }
-    return {"required": True, "content": {JSON: {"schema": schema}}}
-
-
-def _upload_body(name_field: str, extra: Json, deviation: str) -> Json:
-    schema: Json = {
-        "type": "object",
-        "properties": {
-            **_USER,
-            name_field: {"type": "string", "description": "Where the file goes (may hold '/')."},
-            **extra,
-            "file": {"type": "string", "format": "binary", "description": "The file's bytes."},
-        },
-        "required": ["userId", name_field, "file"],
-    }
-    return {
-        "required": True,
-        "content": {
-            MULTIPART: {
-                "schema": schema,
-                "encoding": {"file": {"contentType": "application/octet-stream"}},
-            }
-        },
-        "x-rds-deviation": deviation,
-    }
-
-
-_FILES_UPLOAD = _upload_body(
-    "filename",
-    {"username": {"type": "string", "description": "The bare RDS user (ignored)."}},
-    "upstream names the file part `files` (we accept both) and has no `username`; the "
-    "Exporter sends userId, filename, username, then ONE part `file`, fields first",
-)
-_FILES_UPLOAD["content"][FORM] = {
-    "schema": {
-        "type": "object",
-        "properties": {
-            **_USER,
-            "folder": {"type": "string"},
-            "service": {"type": "string"},
-            "username": {"type": "string"},
-        },
-        "required": ["userId", "folder", "service"],
-    },
-    "x-rds-deviation": (
-        "passive mode: upstream puts `folder` in the multipart form; real RDS POSTs a plain "
-        "form with folder, service, username, userId, and the connector pulls the folder "
-        "from `service` itself"
-    ),
-}
-
-_BODIES: dict[str, Json | None] = {
-    "projects_list": _json_body(),
-    "project_create": _json_body({"metadata": {"anyOf": [_ref("Metadata"), _ref("NoMetadata")]}}),
-    "project_get": _json_body(),
-    "project_update": _json_body(
-        {"metadata": {"anyOf": [_ref("Metadata"), _ref("NoMetadata")]}}, ("metadata",)
-    ),
-    "project_publish": _json_body(),
-    "project_delete": _json_body(),
-    "files_list": _json_body(),
-    "files_upload": _FILES_UPLOAD,
-    "files_delete": _json_body(),
-    "file_get": _json_body(),
-    "file_update": _json_body(
-        {"filename": {"type": "string", "description": "The new path in the project."}}
-    ),
-    "file_delete": _json_body(),
-    "storage_folder_get": _json_body(
-        {
-            "filepath": _PATH_FIELD,
-            "recursive": {
-                "type": "boolean",
-                "default": True,
-                "description": "false: the interface document's form (children, absolute)",
-                "x-rds-deviation": "not in upstream; upstream's form only on request",
-            },
-        }
-    ),
-    "storage_file_get": _json_body({"filepath": _PATH_FIELD}, ("filepath",)),
-    "storage_file_post": _upload_body(
-        "filepath", {}, "upstream names the file part `files`; we expect `file` (and accept both)"
-    ),
-    "storage_file_patch": _json_body(
-        {"filepath": _PATH_FIELD, "newfilepath": _PATH_FIELD}, ("filepath", "newfilepath")
-    ),
-    "storage_file_delete": _json_body({"filepath": _PATH_FIELD}, ("filepath",)),
-    "init": None,
-}
-
-
-def _ok(schema: Json | None, description: str = "OK", content_type: str = JSON) -> Json:
-    answer: Json = {"description": description}
-    if schema is not None:
-        answer["content"] = {content_type: {"schema": schema}}
-    return answer
-
-
-def _files_answer(item: str) -> Json:
-    return {
-        "type": "object",
-        "properties": {"success": {"const": True}, "files": {"type": "array", "items": _ref(item)}},
-        "required": ["success", "files"],
-    }
-
-
-_ANSWERS: dict[str, Json] = {
-    "projects_list": {"200": _ok({"type": "array", "items": _ref("Project")})},
-    "project_create": {"200": _ok(_ref("Project"))},
-    "project_get": {"200": _ok(_ref("Metadata"))},
-    "project_update": {"200": _ok(_ref("Metadata"))},
-    "project_publish": {
-        "200": {
-            **_ok(
-                {
-                    "type": "object",
-                    "properties": {"DOI": {"type": "string", "minLength": 1}},
-                    "required": ["DOI"],
-                },
-                "Published; the identifier it got",
-            ),
-            "x-rds-deviation": "upstream says 204; the Exporter reads the key `DOI` of a 200",
-        }
-    },
-    "project_delete": {"204": {"description": "Deleted"}},
-    "files_list": {"200": _ok({"type": "array", "items": _ref("File")})},
-    "files_upload": {
-        "200": _ok(
-            {
-                "type": "object",
-                "properties": {
-                    "success": {"const": True},
-                    "files": {
-                        "type": "array",
-                        "items": {"anyOf": [_ref("File"), _ref("PulledFile")]},
-                    },
-                },
-                "required": ["success", "files"],
-            },
-            "Every file part stored (active), or every file of the folder pulled (passive)",
-        )
-    },
-    "files_delete": {"200": _ok(_ref("Success"))},
-    "file_get": {"200": _ok(_ref("File"))},
-    "file_update": {"200": _ok(_ref("File"))},
-    "file_delete": {"200": _ok(_ref("Success"))},
-    "storage_folder_get": {
-        "200": {
-            **_ok(
-                {
-                    "type": "object",
-                    "properties": {"files": {"type": "array", "items": {"type": "string"}}},
-                    "required": ["files"],
-                },
-                "Every file below the folder, named relative to it, no folder entries "
-                "(`recursive: false`: the children as absolute paths, folders ending in '/')",
-            ),
-            "x-rds-deviation": (
-                "upstream says absolute, one level, folders ending in '/'; the deployed "
-                "port_owncloud answers recursive, relative, files only, and the Exporter uses "
-                "each entry unchanged as the archive's filename and never recurses"
-            ),
-        }
-    },
-    "storage_file_get": {
-        "200": _ok({"type": "string", "format": "binary"}, "The bytes", "application/octet-stream"),
-        "206": _ok(
-            {"type": "string", "format": "binary"},
-            "The requested range (a `Range` header was sent)",
-            "application/octet-stream",
-        ),
-    },
-    "storage_file_post": {"200": _ok(_files_answer("StoredFile"), "Stored")},
-    "storage_file_patch": {
-        "200": _ok(
-            {
-                "type": "object",
-                "properties": {"success": {"const": True}, "filepath": {"type": "string"}},
-                "required": ["success", "filepath"],
-            }
-        )
-    },
-    "storage_file_delete": {"200": _ok(_ref("Success"))},
-    "init": {
-        "200": _ok(
-            {
-                "type": "object",
-                "properties": {
-                    "login": {"type": "string"},
-                    "registration": {"type": "string"},
-                    "servicename": {"type": "string"},
-                },
-                "required": ["login", "registration", "servicename"],
-            },
-            "Logged in and registered (idempotent)",
-        )
-    },
-}
 
 _ERRORS = {
     400: "A field is missing or malformed (the problem's `field` names it)",
@@ -405,10 +60,7 @@ def _error_codes(r: Route) -> list[int]:
     codes = [400, 401, 404, 413, 415, 431, 500, 502, 503, 504]
     if r.method != "GET":
         codes.append(409)
-    if r.name in ("files_upload", "storage_file_post"):
-        codes.append(507)
-    if r.name == "files_upload":
-        codes.append(403)
+    codes.extend(r.problems)
     return sorted(codes)
 
 
@@ -417,7 +69,7 @@ def _problem(code: int) -> Json:
     return {
         "description": _ERRORS[code],
         "headers": {"X-Request-ID": {"$ref": "#/components/headers/RequestId"}},
-        "content": {PROBLEM_CONTENT_TYPE: {"schema": _ref("Problem")}},
+        "content": {PROBLEM_CONTENT_TYPE: {"schema": ref("Problem")}},
     }
 
 
@@ -439,11 +91,10 @@ def _operation(r: Route) -> Json:
         params.append(param)
     if params:
         op["parameters"] = params
-    body = _BODIES[r.name]
-    if body is not None:
-        op["requestBody"] = body
+    if r.body is not None:
+        op["requestBody"] = r.body
     answers: Json = {}
-    for code, answer in _ANSWERS[r.name].items():
+    for code, answer in r.answers.items():
         answers[code] = {
             **answer,
             "headers": {"X-Request-ID": {"$ref": "#/components/headers/RequestId"}},

@@ -24,18 +24,21 @@ from __future__ import annotations
 import logging
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import requests
 
+from common.backends.base import Archive, Storage
+from common.config import setting
 from common.errors import (
     BadRequest,
     ConnectorError,
     Forbidden,
     NotFound,
+    TransferIncomplete,
     Unauthorized,
     UpstreamError,
     UpstreamUnavailable,
@@ -44,20 +47,34 @@ from common.gcp_auth import IdTokenAuth
 from common.identity import Identity, lookup_token
 from common.paths import relative_path, storage_path
 from common.retry import Policy
-from common.runtime import Runtime
 from common.streams import CHUNK_SIZE, Download, Meter, Upload
 from common.upstream import Upstream
+
+if TYPE_CHECKING:  # the runtime builds PassiveSettings, so it is imported for types only
+    from common.runtime import Runtime
 
 log = logging.getLogger("rds.passive")
 SERVICE_RE = re.compile(r"^port-[a-z0-9][a-z0-9._-]{0,100}$")
 DEFAULT_TEMPLATE = "http://layer1-{service}"
 
 
+@dataclass(frozen=True)
+class PassiveSettings:
+    """What passive transfer reads from the configuration, checked at start."""
+
+    #: where another service's fileStorage interface answers (``{service}`` is replaced)
+    storage_url_template: str = setting("PASSIVE_STORAGE_URL_TEMPLATE", "url", DEFAULT_TEMPLATE)
+    #: a folder with more files is refused before any byte moves
+    max_files: int = setting("PASSIVE_MAX_FILES", "int", 10_000, lo=1, hi=10**8)
+    #: files moved at the same time
+    concurrency: int = setting("PASSIVE_CONCURRENCY", "int", 4, lo=1, hi=256)
+
+
 @dataclass
 class Source:
     """A fileStorage service as seen by the puller: list a folder, open a file."""
 
-    storage: Any | None = None  # in-process Storage backend
+    storage: Storage | None = None  # in-process Storage backend
     who: Identity | None = None
     client: StorageClient | None = None
 
@@ -237,7 +254,7 @@ def _md5_of(download: Download) -> tuple[int, str]:
 
 
 def _transfer_one(
-    archive: Any,
+    archive: Archive,
     who: Identity,
     project_id: str,
     source: Source,
@@ -287,8 +304,7 @@ def _source(runtime: Runtime, who: Identity, service: str, username: str) -> Sou
     settings = runtime.settings
     if service == settings.servicename and runtime.storage is not None:
         return Source(storage=runtime.storage, who=Identity(who.user, who.token, service))
-    template = settings.get("PASSIVE_STORAGE_URL_TEMPLATE", DEFAULT_TEMPLATE) or DEFAULT_TEMPLATE
-    base = template.replace("{service}", service)
+    base = runtime.passive.storage_url_template.replace("{service}", service)
 
     def session_form() -> str:
         if not settings.port_service_url:
@@ -307,7 +323,7 @@ def _source(runtime: Runtime, who: Identity, service: str, username: str) -> Sou
     return Source(client=client)
 
 
-def _check_batch(archive: Any, who: Identity, project_id: str, names: list[str]) -> None:
+def _check_batch(archive: Archive, who: Identity, project_id: str, names: list[str]) -> None:
     """The archive's per-record limits for the whole run, before any byte moves.
 
     Counts only: the fileStorage listing carries no sizes, and probing each file's size
@@ -315,15 +331,14 @@ def _check_batch(archive: Any, who: Identity, project_id: str, names: list[str])
     every storage honours). Each file's size is still checked by the archive's
     ``store_file`` from the download's Content-Length before its first byte is sent.
     """
-    check = getattr(archive, "check_batch", None)
-    if check is not None:
-        check(who, project_id, [(name, None) for name in names])
+    archive.check_batch(who, project_id, [(name, None) for name in names])
 
 
 def pull_folder(
-    runtime: Runtime, who: Identity, project_id: str, fields: dict[str, Any]
-) -> tuple[dict[str, Any], int]:
-    """Transfer ``fields['folder']`` of ``fields['service']`` into the project."""
+    runtime: Runtime, archive: Archive, who: Identity, project_id: str, fields: Mapping[str, Any]
+) -> dict[str, Any]:
+    """Transfer ``fields['folder']`` of ``fields['service']`` into the project; the report
+    of every file, or ``TransferIncomplete`` carrying it when any file failed."""
     service = str(fields.get("service") or "")
     if not SERVICE_RE.match(service):
         raise BadRequest("service must be an RDS service name like port-owncloud", field="service")
@@ -332,15 +347,12 @@ def pull_folder(
     username = str(fields.get("username") or who.user)
     if username != who.user:
         raise Forbidden("username names another user than userId", field="username")
-    archive = runtime.archive
     source = _source(runtime, who, service, username)
-    limit = int(runtime.settings.get("PASSIVE_MAX_FILES", "10000") or 10000)
-    names = walk(source, folder, limit)
+    names = walk(source, folder, runtime.passive.max_files)
     paths = [f"{folder.rstrip('/')}/{name}" for name in names]
     _check_batch(archive, who, project_id, names)
     existing = {f["filename"]: f for f in archive.list_files(who, project_id)}
-    workers = max(1, int(runtime.settings.get("PASSIVE_CONCURRENCY", "4") or 4))
-    with ThreadPoolExecutor(max_workers=workers) as pool:
+    with ThreadPoolExecutor(max_workers=runtime.passive.concurrency) as pool:
         results = list(
             pool.map(
                 lambda pn: _transfer_one(archive, who, project_id, source, pn[0], pn[1], existing),
@@ -360,7 +372,12 @@ def pull_folder(
     )
     body = {"success": not failed, "files": results, "failed": failed, "counts": counts}
     if not failed:
-        return body, 200
+        return body
     statuses = {r["errorStatus"] for r in results if r["status"] == "failed"}
     status = statuses.pop() if len(statuses) == 1 else 502
-    return body, status if 400 <= status < 500 else 502
+    raise TransferIncomplete(
+        f"{len(failed)} of {len(results)} files failed: {', '.join(failed[:20])}",
+        status=status if 400 <= status < 500 else 502,
+        field="folder",
+        extra=body,
+    )

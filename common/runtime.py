@@ -8,14 +8,15 @@ safe -- tests do that between configurations.
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
 
 import requests
 
 from common.backends import build_archive, build_storage
-from common.config import Settings, load_settings
+from common.backends.base import Archive, Storage
+from common.config import Settings, load_declared, load_settings
 from common.logs import configure
+from common.passive import PassiveSettings
 from common.useragent import USER_AGENT
 
 
@@ -30,13 +31,19 @@ def new_session(settings: Settings) -> requests.Session:
 @dataclass
 class Runtime:
     settings: Settings
-    archive: Any | None
-    storage: Any | None
+    archive: Archive | None
+    storage: Storage | None
     session: requests.Session
+    #: passive transfer's own settings, read and checked with the rest at start
+    passive: PassiveSettings = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.passive = load_declared(PassiveSettings, self.settings)
 
     @classmethod
     def build(cls, settings: Settings | None = None) -> Runtime:
-        """Load settings (unless given), configure logging and build the backends."""
+        """Load settings (unless given), configure logging, build the backends and read
+        every module's declared settings: a bad value stops the start, named."""
         settings = settings or load_settings()
         configure(settings.loglevel)
         return cls(

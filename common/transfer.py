@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from common.errors import TransferIncomplete
 from common.http import Call
 from common.passive import pull_folder
 from common.paths import archive_name, storage_path
+from common.streams import Upload
 from common.uploads import receive
 
 
@@ -15,18 +15,9 @@ def add_files(call: Call) -> Any:
     """``POST .../files``: multipart uploads; a plain form with ``folder`` asks for a pull."""
     project_id = call.params["project_id"]
     if not call.is_multipart and ("folder" in call.fields or "service" in call.fields):
-        body, status = pull_folder(call.runtime, call.identity, project_id, call.fields)
-        if status == 200:
-            return body
-        failed = body["failed"]
-        raise TransferIncomplete(
-            f"{len(failed)} of {len(body['files'])} files failed: {', '.join(failed[:20])}",
-            status=status,
-            field="folder",
-            extra=body,
-        )
+        return pull_folder(call.runtime, call.archive, call.identity, project_id, call.fields)
 
-    def store(upload: Any) -> dict[str, Any]:
+    def store(upload: Upload) -> dict[str, Any]:
         upload.filename = archive_name(upload.filename, "filename")
         return call.archive.store_file(call.identity, project_id, upload)
 
@@ -36,7 +27,7 @@ def add_files(call: Call) -> Any:
 def put_storage_file(call: Call) -> dict[str, Any]:
     """``POST /storage/file``: the multipart file part stored at ``filepath``."""
 
-    def store(upload: Any) -> dict[str, Any]:
+    def store(upload: Upload) -> dict[str, Any]:
         path = storage_path(upload.filename, "filepath")
         return call.storage.store_file(call.identity, path, upload)
 

@@ -12,19 +12,18 @@ import tempfile
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from common.body import FilePart
 from common.errors import BadRequest, ConnectorError
 from common.http import Call
-from common.multipart import Part
 from common.streams import Upload, iter_file
 
 FILE_FIELDS = ("file", "files")
 
 
-def _spooled(call: Call, part: Part) -> Upload:
-    assert call.reader is not None
+def _spooled(part: FilePart) -> Upload:
     spool = tempfile.TemporaryFile()  # noqa: SIM115 - closed when its chunks are exhausted
     size = 0
-    for chunk in call.reader.iter_data():
+    for chunk in part.chunks:
         spool.write(chunk)
         size += len(chunk)
     spool.seek(0)
@@ -33,7 +32,7 @@ def _spooled(call: Call, part: Part) -> Upload:
         with spool:
             yield from iter_file(spool)
 
-    return Upload(part.filename or "", chunks(), size=size, content_type=part.content_type)
+    return Upload(part.filename, chunks(), size=size, content_type=part.content_type)
 
 
 def _store(store: Callable[[Upload], dict[str, Any]], upload: Upload) -> dict[str, Any]:
@@ -75,7 +74,8 @@ def _receive_parts(
     store: Callable[[Upload], dict[str, Any]],
     stored: list[dict[str, Any]],
 ) -> None:
-    part = call.next_file_part()
+    parts = call.body.files()
+    part = next(parts, None)
     if part is None:
         raise BadRequest("the body has no file part named 'file'", field="file")
     first = True
@@ -83,15 +83,14 @@ def _receive_parts(
         if part.name not in FILE_FIELDS:
             raise BadRequest(f"unexpected file part {part.name!r}; name it 'file'", field=part.name)
         if first and "userId" not in call.fields:
-            upload = _spooled(call, part)
-            if call.next_file_part() is not None:
+            upload = _spooled(part)
+            if next(parts, None) is not None:
                 raise BadRequest("send form fields before the file parts", field="file")
             part = None
         else:
-            assert call.reader is not None
             upload = Upload(
-                part.filename or "",
-                call.reader.iter_data(),
+                part.filename,
+                part.chunks,
                 content_type=part.content_type,
                 size_hint=part.size_hint,
             )
@@ -102,4 +101,4 @@ def _receive_parts(
             raise BadRequest(f"{name_field} is missing", field=name_field)
         stored.append(_store(store, upload))
         first = False
-        part = call.next_file_part() if part is not None else None
+        part = next(parts, None) if part is not None else None

@@ -167,8 +167,8 @@ def test_unexpected_exceptions_become_a_generic_500_that_leaks_nothing(
 
 def test_a_body_without_length_is_refused_once_past_the_limit_not_read_whole() -> None:
     """A chunked body has no Content-Length to check first: reading stops past the limit."""
+    from common.body import read_bounded
     from common.errors import PayloadTooLarge
-    from common.http import read_bounded
 
     class Counting(io.BytesIO):
         read_bytes = 0

@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
+from common.backends.base import Archive, Storage
 from common.config import Settings
 
 ARCHIVES = {
@@ -23,15 +24,17 @@ def _load(table: dict[str, str], name: str) -> Any:
     return getattr(importlib.import_module(module), cls)
 
 
-def build_archive(settings: Settings) -> Any | None:
+def build_archive(settings: Settings) -> Archive | None:
     """The configured metadata backend, or ``None`` when the interface is left out."""
     if settings.metadata_backend == "none":
         return None
-    return _load(ARCHIVES, settings.metadata_backend).from_settings(settings)
+    archive: Archive = _load(ARCHIVES, settings.metadata_backend).from_settings(settings)
+    return archive
 
 
-def build_storage(settings: Settings) -> Any | None:
+def build_storage(settings: Settings) -> Storage | None:
     """The configured fileStorage backend, or ``None`` when the interface is left out."""
     if settings.storage_backend == "none":
         return None
-    return _load(STORAGES, settings.storage_backend).from_settings(settings)
+    storage: Storage = _load(STORAGES, settings.storage_backend).from_settings(settings)
+    return storage

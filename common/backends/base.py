@@ -59,20 +59,19 @@ class Archive(Backend, Protocol):
     def update_file(self, who: Identity, project_id: str, file_id: str, changes: Json) -> Json: ...
     def delete_file(self, who: Identity, project_id: str, file_id: str) -> None: ...
 
-
-class BatchLimits(Protocol):
-    """Optional on an ``Archive``: per-record limits checked for a whole batch up front.
-
-    A passive transfer calls it once after walking the folder and before any byte moves,
-    so a run the record cannot hold is refused whole instead of failing at file 101. An
-    archive without it has no such limits. ``entries`` are ``(relative path, size)``;
-    a size is ``None`` when not known yet (a fileStorage listing carries none), and the
-    archive's ``store_file`` still checks each file's size before sending it.
-    """
-
     def check_batch(
         self, who: Identity, project_id: str, entries: list[tuple[str, int | None]]
-    ) -> None: ...
+    ) -> None:
+        """Per-record limits checked for a whole batch up front (an archive without such
+        limits accepts every batch).
+
+        A passive transfer calls it once after walking the folder and before any byte
+        moves, so a run the record cannot hold is refused whole instead of failing at file
+        101. ``entries`` are ``(relative path, size)``; a size is ``None`` when not known
+        yet (a fileStorage listing carries none), and the archive's ``store_file`` still
+        checks each file's size before sending it.
+        """
+        ...
 
 
 class Storage(Backend, Protocol):

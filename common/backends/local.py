@@ -36,7 +36,7 @@ from typing import Any, TypeVar
 from urllib.parse import quote
 
 from common.backends.base import Json, LoginFailed, walk_files
-from common.config import Settings
+from common.config import Settings, text_setting
 from common.errors import (
     BadRequest,
     Conflict,
@@ -180,7 +180,7 @@ class _LocalBase:
     def from_settings(cls, settings: Settings) -> Any:
         return cls(
             settings.data_dir,
-            settings.get("LOCAL_DOI_PREFIX", "10.5072") or "10.5072",
+            text_setting(settings, "LOCAL_DOI_PREFIX", "10.5072") or "10.5072",
             max_crate_bytes=settings.max_json_bytes,
         )
 
@@ -410,6 +410,11 @@ class LocalArchive(_LocalBase):
                 (folder / name).unlink(missing_ok=True)
                 _prune_empty((folder / name).parent, folder)
                 del state["files"][name]
+
+    def check_batch(
+        self, who: Identity, project_id: str, entries: list[tuple[str, int | None]]
+    ) -> None:
+        """A folder holds any number and size of files: every batch fits."""
 
 
 _RANGE = re.compile(r"^bytes=(\d{0,19})-(\d{0,19})$")  # 19 digits: any real offset

@@ -20,6 +20,7 @@ import re
 import tempfile
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
@@ -27,10 +28,9 @@ import requests
 
 from common import rocrate
 from common.backends.base import Json, LoginFailed
-from common.config import Settings
+from common.config import Settings, load_declared, setting
 from common.errors import (
     BadRequest,
-    ConfigError,
     Conflict,
     ConnectorError,
     NotFound,
@@ -94,11 +94,19 @@ def _classic_entry(obj: Json) -> Json:
     return _entry(from_key(str(obj.get("filename", ""))), obj.get("filesize"), obj.get("checksum"))
 
 
-def _address(settings: Settings) -> str:
-    value = (settings.get("ZENODO_ADDRESS") or DEFAULT_ADDRESS).rstrip("/")
-    if not re.match(r"^https?://[^/\s]+$", value):
-        raise ConfigError(f"ZENODO_ADDRESS must be http(s)://host[:port], not {value!r}")
-    return value
+@dataclass(frozen=True)
+class ZenodoSettings:
+    """What the Zenodo backend reads from the configuration, checked when it is built."""
+
+    address: str = setting("ZENODO_ADDRESS", "host_url", DEFAULT_ADDRESS)
+    client_id: str = setting("ZENODO_OAUTH_CLIENT_ID", required=True)
+    client_secret: str = setting("ZENODO_OAUTH_CLIENT_SECRET", required=True, secret=True)
+    redirect_uri: str = setting("RDS_OAUTH_REDIRECT_URI", required=True)
+    display_name: str | None = setting("ZENODO_DISPLAYNAME")
+    info_url: str | None = setting("ZENODO_INFO_URL")
+    help_url: str | None = setting("ZENODO_HELP_URL")
+    icon: str | None = setting("ZENODO_ICON")
+    project_link_template: str | None = setting("ZENODO_PROJECT_LINK_TEMPLATE")
 
 
 _ROUTE_METHODS = (
@@ -185,19 +193,20 @@ class ZenodoArchive:
     @classmethod
     def from_settings(cls, settings: Settings) -> ZenodoArchive:
         """Build from ``ZENODO_*`` and ``RDS_OAUTH_REDIRECT_URI``; ConfigError names a gap."""
+        own = load_declared(ZenodoSettings, settings)
         session = requests.Session()
         session.verify = settings.verify_ssl
         return cls(
-            _address(settings),
-            settings.require("ZENODO_OAUTH_CLIENT_ID"),
-            settings.require("ZENODO_OAUTH_CLIENT_SECRET"),
-            settings.redirect_uri or settings.require("RDS_OAUTH_REDIRECT_URI"),
+            own.address,
+            own.client_id,
+            own.client_secret,
+            own.redirect_uri,
             info={
-                "displayName": settings.get("ZENODO_DISPLAYNAME"),
-                "infoUrl": settings.get("ZENODO_INFO_URL"),
-                "helpUrl": settings.get("ZENODO_HELP_URL"),
-                "icon": settings.get("ZENODO_ICON"),
-                "projectLinkTemplate": settings.get("ZENODO_PROJECT_LINK_TEMPLATE"),
+                "displayName": own.display_name,
+                "infoUrl": own.info_url,
+                "helpUrl": own.help_url,
+                "icon": own.icon,
+                "projectLinkTemplate": own.project_link_template,
             },
             session=session,
             connect_timeout=settings.connect_timeout,

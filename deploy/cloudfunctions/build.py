@@ -36,7 +36,6 @@ from common.routes import Route
 from deploy.cloudfunctions import gateway
 from deploy.cloudfunctions.table import (
     RUNTIME,
-    SIZING,
     cloud_name,
     deployed_routes,
     function_url,
@@ -158,7 +157,7 @@ def env_for_deploy(plan: Plan) -> dict[str, str]:
 # -- commands --------------------------------------------------------------------------
 def deploy_command(plan: Plan, route: Route, source: Path, env_file: Path) -> list[str]:
     """``gcloud functions deploy`` for one function (gen2, HTTP, authenticated only)."""
-    sizing = SIZING[route.name]
+    sizing = route.sizing
     cmd = [
         "gcloud",
         "functions",

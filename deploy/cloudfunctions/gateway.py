@@ -19,7 +19,7 @@ from typing import Any
 import yaml
 
 from common.routes import INIT, Route
-from deploy.cloudfunctions.table import SIZING, cloud_name, deployed_routes, function_url
+from deploy.cloudfunctions.table import cloud_name, deployed_routes, function_url
 
 PLACEHOLDER_PROJECT = "PROJECT_ID"
 PLACEHOLDER_REGION = "REGION"
@@ -42,7 +42,7 @@ def _operation(route: Route, address: str) -> dict[str, Any]:
             "address": address,
             "path_translation": "APPEND_PATH_TO_ADDRESS",
             "jwt_audience": address,
-            "deadline": float(SIZING[route.name].timeout),
+            "deadline": float(route.sizing.timeout),
         },
         "responses": {
             "200": {"description": "Success (see the RDS interface)"},

@@ -10,4 +10,4 @@ from common.metadata import metadata_field
 @endpoint("project_create")
 def project_create(call: Call) -> Answer:
     """Create a project; answers ``{projectId, metadata}``."""
-    return call.archive.create_project(call.identity, metadata_field(call))
+    return call.archive.create_project(call.identity, metadata_field(call.fields))

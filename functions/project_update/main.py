@@ -11,5 +11,5 @@ from common.metadata import metadata_field
 def project_update(call: Call) -> Answer:
     """Update the project from ``metadata`` (``null`` leaves it as it is)."""
     return call.archive.update_project(
-        call.identity, call.params["project_id"], metadata_field(call)
+        call.identity, call.params["project_id"], metadata_field(call.fields)
     )

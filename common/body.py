@@ -1,0 +1,205 @@
+"""A request's body as RDS sends it: fields (JSON even on GET and DELETE, a form, or the
+text fields of a streamed multipart body) and the file parts of a multipart body.
+
+``Body`` owns the multipart reader, the budget all text fields share
+(``CONNECTOR_MAX_JSON_BYTES``) and the first file part, which is reached while the fields
+before it are read but not yet read itself. It also leaves the body fully read at the end
+(or the connection marked to close), so no server reads a large body into memory behind
+our back. Every failure is a ``ConnectorError`` naming the field at fault.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any, BinaryIO
+from urllib.parse import parse_qsl
+
+from flask import Request, Response
+
+from common.errors import BadRequest, PayloadTooLarge, UnsupportedMediaType
+from common.multipart import MAX_FIELD_BYTES, MultipartReader, Part
+
+DRAIN_LIMIT = 64 * 1024 * 1024
+
+
+@dataclass
+class FilePart:
+    """One file part of a multipart body; ``chunks`` yields its bytes as they arrive."""
+
+    name: str
+    filename: str
+    content_type: str
+    size_hint: int | None
+    chunks: Iterator[bytes]
+
+
+class Body:
+    """The fields and file parts of one request's body, read once, in order, as needed."""
+
+    def __init__(self, request: Request, max_json_bytes: int) -> None:
+        self.request = request
+        self.limit = max_json_bytes
+        self._fields: dict[str, Any] | None = None
+        self._reader: MultipartReader | None = None
+        self._part: Part | None = None  # the first file part, reached but not yet read
+        self._field_bytes = 0  # text-field bytes of a multipart body so far
+        self.pending = True  # the body has not been read to its end
+
+    @property
+    def mimetype(self) -> str:
+        return self.request.mimetype or ""
+
+    @property
+    def is_multipart(self) -> bool:
+        return self.mimetype == "multipart/form-data"
+
+    def fields(self) -> dict[str, Any]:
+        """The request's fields: JSON object or form, over the query string's. In a
+        multipart body, the fields before the first file part (later ones join as
+        ``files()`` passes them)."""
+        if self._fields is None:
+            self._fields = {**self.request.args.to_dict(), **self._parse()}
+        return self._fields
+
+    def files(self) -> Iterator[FilePart]:
+        """The file parts of a multipart body, in order (none for other bodies). Read each
+        part's ``chunks`` (or leave them: the next part skips what is left)."""
+        fields = self.fields()
+        while (part := self._next_file_part(fields)) is not None:
+            assert self._reader is not None
+            yield FilePart(
+                part.name,
+                part.filename or "",
+                part.content_type,
+                part.size_hint,
+                self._reader.iter_data(),
+            )
+
+    # -- parsing -----------------------------------------------------------------------
+    def _parse(self) -> dict[str, Any]:
+        if self.is_multipart:
+            return self._read_multipart_fields()
+        length = self.request.content_length
+        if length is not None and length > self.limit:
+            raise PayloadTooLarge(f"the body is over {self.limit} bytes", field="body")
+        # Read at most the limit ourselves: a chunked body has no Content-Length to check
+        # first, and werkzeug's get_data()/form would read it whole before any limit applies.
+        raw = read_bounded(self.request.stream, self.limit)
+        self.pending = False
+        if self.mimetype == "application/x-www-form-urlencoded":
+            return _form(raw)
+        return _json_object(raw, self.mimetype)
+
+    def _read_multipart_fields(self) -> dict[str, Any]:
+        """Read form fields up to the first file part, which stays unread in ``_part``."""
+        boundary = self.request.mimetype_params.get("boundary", "")
+        self._reader = MultipartReader(self.request.stream, boundary, self.request.content_length)
+        fields: dict[str, Any] = {}
+        while (part := self._reader.next_part()) is not None:
+            if part.is_file:
+                self._part = part
+                return fields
+            fields[part.name] = self._read_field()
+        self.pending = False
+        return fields
+
+    def _read_field(self) -> str:
+        """One text field, all of a request's fields together within ``limit``."""
+        assert self._reader is not None
+        budget = self.limit - self._field_bytes
+        value = self._reader.read_value(limit=max(min(budget, MAX_FIELD_BYTES), 0))
+        self._field_bytes += len(value.encode("utf-8"))
+        return value
+
+    def _next_file_part(self, fields: dict[str, Any]) -> Part | None:
+        if self._reader is None:
+            return None
+        part, self._part = self._part, None
+        if part is not None:
+            return part
+        while (part := self._reader.next_part()) is not None:
+            if part.is_file:
+                return part
+            fields[part.name] = self._read_field()
+        self.pending = False
+        return None
+
+    # -- end of the body ---------------------------------------------------------------
+    def finish(self, response: Response) -> None:
+        """Read what is left of the body, or mark the connection to close when too much is."""
+        if not self.pending:
+            return
+        length = self.request.content_length
+        consumed = self._reader.consumed if self._reader else 0
+        if length is None or length - consumed > DRAIN_LIMIT:
+            # too much left, or no telling how much (chunked): do not read it, hang up
+            close_after(response)
+            self.pending = False
+            return
+        try:
+            if self._reader is not None:
+                self._reader.finish()
+            else:
+                stream = self.request.stream
+                while stream.read(1024 * 1024):
+                    pass
+        except Exception:  # noqa: BLE001 - a broken body only means: close the connection
+            close_after(response)
+        self.pending = False
+
+
+def _form(raw: bytes) -> dict[str, Any]:
+    """An urlencoded form; the first value of a repeated name counts."""
+    try:
+        pairs = parse_qsl(raw.decode("utf-8"), keep_blank_values=True)
+    except UnicodeDecodeError:
+        raise BadRequest("the form is not UTF-8", field="body") from None
+    form: dict[str, Any] = {}
+    for key, value in pairs:
+        form.setdefault(key, value)
+    return form
+
+
+def _json_object(raw: bytes, mimetype: str) -> dict[str, Any]:
+    """A JSON object body (an empty body is no fields)."""
+    if not raw.strip():
+        return {}
+    if mimetype and mimetype != "application/json" and not mimetype.endswith("+json"):
+        raise UnsupportedMediaType(
+            f"send the body as application/json, not {mimetype}", field="Content-Type"
+        )
+    try:
+        data = json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        raise BadRequest("the body is not valid JSON", field="body") from None
+    except RecursionError:  # "[[[[..." a few hundred thousand deep, well under the size limit
+        raise BadRequest("the body's JSON is nested too deeply", field="body") from None
+    if not isinstance(data, dict):
+        raise BadRequest("the body must be a JSON object", field="body")
+    return data
+
+
+def read_bounded(stream: BinaryIO | Any, limit: int) -> bytes:
+    """The whole (small) body, refused with 413 as soon as it passes ``limit`` bytes."""
+    out = bytearray()
+    while True:
+        try:
+            chunk = stream.read(64 * 1024)
+        except Exception as exc:
+            raise BadRequest("the request body broke off", field="body") from exc
+        if not chunk:
+            return bytes(out)
+        out += chunk
+        if len(out) > limit:
+            raise PayloadTooLarge(f"the body is over {limit} bytes", field="body")
+
+
+def close_after(response: Response) -> None:
+    """Answer without reading the rest of the body; a streamed body stops frameworks'
+    read-everything-after-the-handler step (functions-framework's ``read_request``)."""
+    response.headers["Connection"] = "close"
+    data = response.get_data()
+    response.response = iter([data])  # type: ignore[assignment]
+    response.headers["Content-Length"] = str(len(data))
