@@ -8,7 +8,7 @@ we differ). Every operation comes from its one declaration in ``common/routes.py
 method, summary, request body, answers, extra error statuses); the shared schemas live in
 ``common/schemas.py``. This module adds only what holds for all routes: the error answers
 each interface and method can give, and the router's own probes, so the document cannot
-fall behind the table (``tests/test_openapi.py`` also checks the router).
+fall behind the table (``tests/unit/test_openapi.py`` also checks the router).
 
 OpenAPI 3.1 (not 3.0 like upstream) because RDS sends JSON bodies on GET and DELETE, which
 3.0 leaves undefined and 3.1 allows. ``python -m common.openapi`` prints the document; the

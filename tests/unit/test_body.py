@@ -89,7 +89,7 @@ def test_the_local_backend_and_metadata_do_not_reach_up_to_the_web_layer() -> No
     import ast
     from pathlib import Path
 
-    common = Path(__file__).resolve().parents[1] / "common"
+    common = Path(__file__).resolve().parents[2] / "common"
     web = {"flask", "werkzeug", "common.http", "common.body", "common.runtime"}
     for path in (common / "metadata.py", common / "backends" / "local.py"):
         tree = ast.parse(path.read_text("utf-8"))

@@ -13,8 +13,8 @@ import pytest
 from werkzeug.datastructures import MultiDict
 
 from tests.conftest import uid
-from tests.test_bad_input import problem
-from tests.test_local_workflow import CRATE, new_project, upload
+from tests.unit.test_bad_input import problem
+from tests.unit.test_local_workflow import CRATE, new_project, upload
 
 
 def files(client, pid: str) -> list[dict]:

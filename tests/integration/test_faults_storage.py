@@ -33,11 +33,11 @@ from common.errors import ConnectorError
 from common.identity import Identity
 from common.streams import Upload
 from tests.conftest import uid
+from tests.integration.test_s3_integration import s3_env as integration_env
 from tests.support.fault_proxy import FaultProxy
 from tests.support.secrets import SecretWatch
 from tests.support.servers import free_port, router_process
 from tests.support.webdav import WebDAVServer
-from tests.test_s3_integration import s3_env as integration_env
 
 USER = "alice@cloud.example.org"
 TOKEN = "tok-DavFault-Qm7wE2"

@@ -14,7 +14,7 @@ import responses
 
 from tests.conftest import USER
 from tests.support.secrets import SecretWatch
-from tests.test_bad_input import problem
+from tests.unit.test_bad_input import problem
 
 PORT = "http://port.test/port-service"
 URL = f"{PORT}/user/{USER.replace('@', '%40')}/service/port-local"

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 import pytest
 
 from common.retry import Policy, RateBudget, retry_after, token_key
-from tests.test_registry import Clock  # sleeping advances it; every wait is recorded
+from tests.unit.test_registry import Clock  # sleeping advances it; every wait is recorded
 
 
 @dataclass

@@ -24,7 +24,7 @@ from tests.conftest import USER, uid
 from tests.support.secrets import SecretWatch
 from tests.support.servers import ServerThread, router_process
 from tests.support.token_storage import TokenStorageDouble
-from tests.test_local_workflow import CRATE
+from tests.unit.test_local_workflow import CRATE
 
 TOKEN = "tok-Sk3y9Qz7wLdT"
 PASSWORD = "pw-Hunter2Hunter2"

@@ -19,7 +19,7 @@ from common.rocrate import (
 )
 
 TODAY = dt.date(2026, 11, 27)
-CRATES = Path(__file__).parent / "data" / "crates"
+CRATES = Path(__file__).resolve().parents[1] / "data" / "crates"
 
 
 def crate(root: dict[str, Any] | None = None, *entities: dict[str, Any], version: str = "1.1"):

@@ -11,7 +11,7 @@ from common.openapi import ROUTER_PATHS, build_document, render
 from common.routes import ROUTES
 from local_router import build_app
 
-COMMITTED = Path(__file__).resolve().parents[1] / "docs" / "openapi.yaml"
+COMMITTED = Path(__file__).resolve().parents[2] / "docs" / "openapi.yaml"
 METHODS = {"get", "post", "put", "patch", "delete"}
 
 
