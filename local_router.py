@@ -91,7 +91,8 @@ def build_app(runtime: Runtime) -> Flask:
             r.flask_path,
             endpoint=r.name,
             methods=[r.method],
-            view_func=lambda _view=view, **_: _view(request._get_current_object()),
+            # the function gets the request object itself, not Flask's proxy to it
+            view_func=lambda _view=view, **_: _view(request._get_current_object()),  # type: ignore[attr-defined]
         )
 
     @app.get("/metrics")

@@ -201,5 +201,5 @@ def close_after(response: Response) -> None:
     read-everything-after-the-handler step (functions-framework's ``read_request``)."""
     response.headers["Connection"] = "close"
     data = response.get_data()
-    response.response = iter([data])  # type: ignore[assignment]
+    response.response = iter([data])
     response.headers["Content-Length"] = str(len(data))

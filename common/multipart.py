@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import BinaryIO
+from typing import IO
 
 from werkzeug.http import parse_options_header
 
@@ -44,7 +44,7 @@ class MultipartReader:
 
     def __init__(
         self,
-        stream: BinaryIO,
+        stream: IO[bytes],
         boundary: str,
         content_length: int | None,
         *,

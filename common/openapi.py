@@ -99,8 +99,8 @@ def _operation(r: Route) -> Json:
             **answer,
             "headers": {"X-Request-ID": {"$ref": "#/components/headers/RequestId"}},
         }
-    for code in _error_codes(r):
-        answers[str(code)] = {"$ref": f"#/components/responses/Problem{code}"}
+    for status in _error_codes(r):
+        answers[str(status)] = {"$ref": f"#/components/responses/Problem{status}"}
     op["responses"] = answers
     return op
 

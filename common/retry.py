@@ -197,7 +197,9 @@ class Policy:
         left = start + self.deadline - clock()
         return min(wait, left) if left > 0 else None
 
-    def _pace(self, key: str | None, sleep: Sleep, clock: Clock, log: Log | None, attempt: int):
+    def _pace(
+        self, key: str | None, sleep: Sleep, clock: Clock, log: Log | None, attempt: int
+    ) -> None:
         """Wait as the rate budget asks before an attempt (no budget or key: never)."""
         if self.budget is None or key is None:
             return

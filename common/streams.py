@@ -8,7 +8,7 @@ and hashes it in passing so a backend can compare its MD5 with the remote's chec
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import BinaryIO
 
@@ -125,4 +125,4 @@ class Download:
     status: int = 200
     content_range: str | None = None
     filename: str | None = None
-    close: object = None  # a callable that releases the source, run when the answer ends
+    close: Callable[[], object] | None = None  # releases the source when the answer ends

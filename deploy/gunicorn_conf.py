@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+from typing import Any
 
 
 def _env_int(name: str, default: int, lowest: int = 0) -> int:
@@ -50,7 +51,7 @@ if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="rds-metrics-")
 
 
-def child_exit(server, worker):  # gunicorn calls hooks with these names
+def child_exit(server: Any, worker: Any) -> None:  # gunicorn calls hooks by these names
     """Drop a dead worker's live gauges (counters and histograms keep their totals)."""
     from prometheus_client import multiprocess
 

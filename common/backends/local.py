@@ -273,7 +273,7 @@ class LocalArchive(_LocalBase):
         folder.mkdir(parents=True)
         crate = metadata if metadata is not None else default_crate()
         self._write_crate(who, folder, crate)
-        state = {"created": time.time(), "published": False, "doi": None, "files": {}}
+        state: Json = {"created": time.time(), "published": False, "doi": None, "files": {}}
         (self._user(who) / ".state").mkdir(exist_ok=True)
         self._save_state(who, project_id, state)
         return {"projectId": project_id, "metadata": crate}

@@ -313,8 +313,8 @@ class ZenodoArchive:
         return [_classic_entry(f) for f in dep.get("files") or [] if isinstance(f, dict)]
 
     def _crate(self, dep: Json, files: list[Json] | None = None) -> Json:
-        metadata = dep.get("metadata") if isinstance(dep.get("metadata"), dict) else {}
-        return rocrate.zenodo_to_crate(metadata, files=files)
+        metadata = dep.get("metadata")
+        return rocrate.zenodo_to_crate(metadata if isinstance(metadata, dict) else {}, files=files)
 
     # -- projects ----------------------------------------------------------------------
     def list_projects(self, who: Identity) -> list[Json]:
