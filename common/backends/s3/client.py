@@ -27,7 +27,7 @@ from botocore.exceptions import (
 )
 from botocore.parsers import ResponseParserError
 
-from common.config import Settings
+from common.config import Settings, choice_setting, text_setting
 from common.errors import (
     ConfigError,
     ConnectorError,
@@ -202,13 +202,12 @@ def prepend(box: list[Any], rest: Iterator[Any]) -> Iterator[Any]:
 
 def new_client(settings: Settings, endpoint: str | None) -> Any:
     """A boto3 S3 client from ``S3_*`` (keys from the settings or else boto3's own chain)."""
-    key_id, secret = settings.get("S3_ACCESS_KEY_ID"), settings.get("S3_SECRET_ACCESS_KEY")
+    key_id = text_setting(settings, "S3_ACCESS_KEY_ID")
+    secret = text_setting(settings, "S3_SECRET_ACCESS_KEY")
     if bool(key_id) != bool(secret):
         missing = "S3_SECRET_ACCESS_KEY" if key_id else "S3_ACCESS_KEY_ID"
         raise ConfigError(f"{missing} is required when the other S3 key is set")
-    style = (settings.get("S3_ADDRESSING_STYLE") or "auto").lower()
-    if style not in ("auto", "path", "virtual"):
-        raise ConfigError(f"S3_ADDRESSING_STYLE must be auto, path or virtual, not {style!r}")
+    style = choice_setting(settings, "S3_ADDRESSING_STYLE", ("auto", "path", "virtual"), "auto")
     config = Config(
         connect_timeout=settings.connect_timeout,
         read_timeout=settings.read_timeout,
@@ -222,7 +221,7 @@ def new_client(settings: Settings, endpoint: str | None) -> Any:
     return boto3.session.Session().client(
         "s3",
         endpoint_url=endpoint,
-        region_name=settings.get("S3_REGION"),
+        region_name=text_setting(settings, "S3_REGION"),
         aws_access_key_id=key_id,
         aws_secret_access_key=secret,
         verify=settings.verify_ssl,

@@ -24,6 +24,7 @@ import base64
 import logging
 import posixpath
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
@@ -42,7 +43,7 @@ from common.backends.s3.client import (
     prepend,
     read_parts,
 )
-from common.config import Settings
+from common.config import Settings, int_setting, load_declared, setting
 from common.errors import (
     BadRequest,
     ConfigError,
@@ -72,15 +73,14 @@ _ICON_SVG = (
 S3_ICON = "data:image/svg+xml;base64," + base64.b64encode(_ICON_SVG).decode()
 
 
-def _int_setting(settings: Settings, name: str, default: int, lo: int, hi: int) -> int:
-    text = settings.get(name) or str(default)
-    try:
-        value = int(text)
-    except ValueError:
-        raise ConfigError(f"{name} must be a whole number of bytes, not {text!r}") from None
-    if not lo <= value <= hi:
-        raise ConfigError(f"{name} must be between {lo} and {hi} bytes, not {value}")
-    return value
+@dataclass(frozen=True)
+class S3Settings:
+    """The s3 backend's variables, all checked when it is built at start (the keys and the
+    addressing style are read by ``new_client``)."""
+
+    bucket: str = setting("S3_BUCKET", required=True)
+    prefix: str = setting("S3_PREFIX", default=DEFAULT_PREFIX)
+    endpoint: str | None = setting("S3_ENDPOINT_URL")
 
 
 class S3Storage:
@@ -110,8 +110,8 @@ class S3Storage:
     @classmethod
     def from_settings(cls, settings: Settings) -> S3Storage:
         """Read ``S3_*``; credentials from the settings or else boto3's own chain."""
-        bucket = settings.require("S3_BUCKET")
-        prefix = settings.get("S3_PREFIX", DEFAULT_PREFIX) or DEFAULT_PREFIX
+        own = load_declared(S3Settings, settings)
+        bucket, prefix, endpoint = own.bucket, own.prefix, own.endpoint
         if prefix.count("{user}") != 1 or prefix.startswith("/"):
             raise ConfigError(
                 f"S3_PREFIX must contain {{user}} once and not start with '/', not {prefix!r}"
@@ -120,8 +120,7 @@ class S3Storage:
             prefix.format(user="u")
         except (KeyError, IndexError, ValueError):
             raise ConfigError("S3_PREFIX may hold no placeholder but {user}") from None
-        part_size = _int_setting(settings, "S3_PART_SIZE", 8 * MiB, MIN_PART, MAX_PART)
-        endpoint = settings.get("S3_ENDPOINT_URL")
+        part_size = int_setting(settings, "S3_PART_SIZE", 8 * MiB, MIN_PART, MAX_PART, unit="bytes")
         client = new_client(settings, endpoint)
         return cls(client, bucket, prefix=prefix, part_size=part_size, endpoint_url=endpoint)
 

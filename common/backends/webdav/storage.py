@@ -20,10 +20,10 @@ from __future__ import annotations
 import base64
 import logging
 import posixpath
-import re
 import time
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from urllib.parse import quote, unquote, urlencode, urlsplit
 
 import requests
@@ -37,10 +37,9 @@ from common.backends.webdav.client import (
     parse_multistatus,
     raise_for,
 )
-from common.config import Settings
+from common.config import Settings, load_declared, setting, text_setting
 from common.errors import (
     BadRequest,
-    ConfigError,
     Conflict,
     ConnectorError,
     NotFound,
@@ -71,7 +70,6 @@ SYSTEMS = {
 AUTH_MODES = ("bearer", "basic", "auto")
 DISCARD_DELAYS = (0.05, 0.2, 0.5, 1.0)  # seconds between DELETEs of an aborted upload's temp file
 USER_ID_MODES = ("auto", "strip", "keep")
-_URL = re.compile(r"^https?://[^/\s]+")
 _ICON_SVG = (
     b'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 16 16">'
     b'<circle cx="5" cy="9" r="3" fill="#1d6fb8"/><circle cx="10" cy="7" r="4" fill="#1d6fb8"/>'
@@ -80,20 +78,17 @@ _ICON_SVG = (
 WEBDAV_ICON = "data:image/svg+xml;base64," + base64.b64encode(_ICON_SVG).decode()
 
 
-def _url_setting(settings: Settings, name: str, *, required: bool = False) -> str | None:
-    value = settings.require(name) if required else settings.get(name)
-    if value is None:
-        return None
-    if not _URL.match(value):
-        raise ConfigError(f"{name} must be an http(s) URL, not {value!r}")
-    return value.rstrip("/")
+@dataclass(frozen=True)
+class WebDAVSettings:
+    """The webdav backend's variables, all checked when it is built at start."""
 
-
-def _choice(settings: Settings, name: str, choices: tuple[str, ...], default: str) -> str:
-    value = (settings.get(name) or default).lower()
-    if value not in choices:
-        raise ConfigError(f"{name} must be one of {choices}, not {value!r}")
-    return value
+    system: str = setting("EFSS_SYSTEM", "choice", "owncloud", choices=tuple(SYSTEMS))
+    public: str = setting("OWNCLOUD_INSTALLATION_URL", "url", required=True)
+    internal: str | None = setting("OWNCLOUD_INTERNAL_INSTALLATION_URL", "url")
+    auth: str = setting("WEBDAV_AUTH", "choice", "bearer", choices=AUTH_MODES)
+    user_id: str = setting("WEBDAV_USER_ID", "choice", "auto", choices=USER_ID_MODES)
+    authorize_url: str | None = setting("OWNCLOUD_OAUTH_AUTHORIZE_URL", "url")
+    token_url: str | None = setting("OWNCLOUD_OAUTH_TOKEN_URL", "url")
 
 
 def efss_user(user: str, mode: str, own_hosts: set[str]) -> str:
@@ -149,22 +144,18 @@ class WebDAVStorage:
     @classmethod
     def from_settings(cls, settings: Settings) -> WebDAVStorage:
         """Read ``EFSS_SYSTEM``, ``OWNCLOUD_*`` and ``WEBDAV_*``; ``ConfigError`` names the fault."""
-        system = _choice(settings, "EFSS_SYSTEM", tuple(SYSTEMS), "owncloud")
-        public = _url_setting(settings, "OWNCLOUD_INSTALLATION_URL", required=True)
-        internal = _url_setting(settings, "OWNCLOUD_INTERNAL_INSTALLATION_URL")
-        auth = _choice(settings, "WEBDAV_AUTH", AUTH_MODES, "bearer")
-        user_id = _choice(settings, "WEBDAV_USER_ID", USER_ID_MODES, "auto")
+        own = load_declared(WebDAVSettings, settings)
         oauth = None
-        if auth != "basic":
-            oauth = _oauth_fields(settings, system, public or "", internal)
+        if own.auth != "basic":
+            oauth = _oauth_fields(settings, own)
         session = requests.Session()
         session.verify = settings.verify_ssl
         return cls(
-            internal or public or "",
-            system=system,
-            public_url=public,
-            auth=auth,
-            user_id=user_id,
+            own.internal or own.public,
+            system=own.system,
+            public_url=own.public,
+            auth=own.auth,
+            user_id=own.user_id,
             oauth=oauth,
             session=session,
             timeout=(settings.connect_timeout, settings.read_timeout),
@@ -402,22 +393,20 @@ class WebDAVStorage:
         raise_for(resp, f"/{path}")
 
 
-def _oauth_fields(settings: Settings, system: str, public: str, internal: str | None) -> Json:
+def _oauth_fields(settings: Settings, own: WebDAVSettings) -> Json:
     """Registration fields for RDS's OAuth2 flow with the EFSS's own OAuth2 app.
 
     The browser is sent to the PUBLIC authorize URL; the Token Storage refreshes tokens
     server-to-server, so the refresh URL prefers the internal address.
     """
-    client_id = settings.require("OWNCLOUD_OAUTH_CLIENT_ID")
-    client_secret = settings.require("OWNCLOUD_OAUTH_CLIENT_SECRET")
-    _, authorize_path, token_path, _ = SYSTEMS[system]
+    client_id = str(text_setting(settings, "OWNCLOUD_OAUTH_CLIENT_ID", required=True))
+    client_secret = str(text_setting(settings, "OWNCLOUD_OAUTH_CLIENT_SECRET", required=True))
+    _, authorize_path, token_path, _ = SYSTEMS[own.system]
     query = {"response_type": "code", "client_id": client_id}
     if settings.redirect_uri:
         query["redirect_uri"] = settings.redirect_uri
-    authorize = _url_setting(settings, "OWNCLOUD_OAUTH_AUTHORIZE_URL") or public + authorize_path
-    refresh = (
-        _url_setting(settings, "OWNCLOUD_OAUTH_TOKEN_URL") or (internal or public) + token_path
-    )
+    authorize = own.authorize_url or own.public + authorize_path
+    refresh = own.token_url or (own.internal or own.public) + token_path
     return {
         "authorize_url": f"{authorize}?{urlencode(query)}",
         "refresh_url": refresh,
