@@ -8,13 +8,15 @@ they know nothing of HTTP requests or of Flask, so a backend is tested without a
 
 from __future__ import annotations
 
+import base64
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 from typing import Any, Protocol
 
 from common.config import Settings
-from common.errors import UnprocessableContent
+from common.errors import BadRequest, UnprocessableContent
 from common.identity import Identity
-from common.streams import Download, Upload
+from common.streams import Download, Meter, Upload
 
 Json = dict[str, Any]
 
@@ -89,6 +91,77 @@ class Storage(Backend, Protocol):
     def store_file(self, who: Identity, path: str, upload: Upload) -> Json: ...
     def move_file(self, who: Identity, path: str, new_path: str) -> Json: ...
     def delete_file(self, who: Identity, path: str) -> None: ...
+
+
+class StorageBase(ABC):
+    """What every fileStorage backend shares, in the style of powertools' persistence
+    layers: the public ``Storage`` methods hold the guards every path gets (the root is no
+    file and can be neither moved nor deleted) and build the answers' shapes; an adapter
+    implements the five small ``_`` verbs for its store. ``list_files`` walks
+    ``list_folder``; a store with a cheaper recursive listing overrides it.
+    """
+
+    needs_token = False
+
+    @abstractmethod
+    def list_folder(self, who: Identity, path: str) -> list[str]:
+        """The folder's children as absolute paths, folders ending in ``/``; a file: []."""
+
+    @abstractmethod
+    def _open(self, who: Identity, path: str, byte_range: str | None) -> Download: ...
+
+    @abstractmethod
+    def _store(self, who: Identity, path: str, upload: Upload) -> Meter:
+        """Store the upload whole or not at all; the ``Meter`` the bytes went through."""
+
+    @abstractmethod
+    def _move(self, who: Identity, path: str, new_path: str) -> None: ...
+
+    @abstractmethod
+    def _delete(self, who: Identity, path: str) -> None:
+        """Delete a file, or a folder with everything in it."""
+
+    def list_files(self, who: Identity, path: str, limit: int) -> list[str]:
+        return walk_files(lambda folder: self.list_folder(who, folder), path, limit)
+
+    def open_file(self, who: Identity, path: str, byte_range: str | None = None) -> Download:
+        if not path:
+            raise BadRequest("/ is a folder", field="filepath")
+        return self._open(who, path, byte_range)
+
+    def store_file(self, who: Identity, path: str, upload: Upload) -> Json:
+        if not path:
+            raise BadRequest("filepath names the root folder, not a file", field="filepath")
+        meter = self._store(who, path, upload)
+        return {"filepath": f"/{path}", "size": meter.size, "checksum": f"md5:{meter.md5}"}
+
+    def move_file(self, who: Identity, path: str, new_path: str) -> Json:
+        if not path or not new_path:
+            raise BadRequest("the root folder cannot be moved", field="filepath")
+        self._move(who, path, new_path)
+        return {"filepath": f"/{new_path}"}
+
+    def delete_file(self, who: Identity, path: str) -> None:
+        if not path:
+            raise BadRequest("the root folder cannot be deleted", field="filepath")
+        self._delete(who, path)
+
+
+def svg_icon(svg: bytes) -> str:
+    """A backend's icon as the ``data:`` URI RDS registers."""
+    return "data:image/svg+xml;base64," + base64.b64encode(svg).decode()
+
+
+def service_info(display: str, en: str, de: str, icon: str, **links: str) -> Json:
+    """What RDS shows about a service; ``links``: infoUrl, helpUrl, projectLinkTemplate."""
+    return {
+        "displayName": display,
+        "description": {"en": en, "de": de},
+        "icon": icon,
+        "infoUrl": links.get("infoUrl", ""),
+        "helpUrl": links.get("helpUrl", ""),
+        "projectLinkTemplate": links.get("projectLinkTemplate", ""),
+    }
 
 
 def walk_files(list_children: Callable[[str], list[str]], path: str, limit: int) -> list[str]:

@@ -17,7 +17,6 @@ test prefix: these identifiers resolve nowhere).
 
 from __future__ import annotations
 
-import base64
 import errno
 import fcntl
 import functools
@@ -35,7 +34,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import quote
 
-from common.backends.base import Json, LoginFailed, walk_files
+from common.backends.base import Json, LoginFailed, StorageBase, service_info, svg_icon
 from common.config import Settings, text_setting
 from common.errors import (
     BadRequest,
@@ -47,7 +46,7 @@ from common.errors import (
 from common.identity import Identity
 from common.metadata import check_crate
 from common.paths import archive_name, relative_path
-from common.streams import CHUNK_SIZE, Download, Upload, iter_file
+from common.streams import CHUNK_SIZE, Download, Meter, Upload, iter_file
 
 F = TypeVar("F", bound=Callable[..., Any])
 CRATE_NAME = "ro-crate-metadata.json"
@@ -56,7 +55,7 @@ _ICON_SVG = (
     b'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 16 16">'
     b'<path d="M1 3h5l2 2h7v8H1z" fill="#4a7"/></svg>'
 )
-LOCAL_ICON = "data:image/svg+xml;base64," + base64.b64encode(_ICON_SVG).decode()
+LOCAL_ICON = svg_icon(_ICON_SVG)
 
 
 MAX_USER_DIR = 200
@@ -191,17 +190,12 @@ class _LocalBase:
         return {"credentials": {"userId": True, "password": False}}
 
     def service_info(self) -> Json:
-        return {
-            "displayName": "Local folder",
-            "description": {
-                "en": "Archive and storage in a folder of the connector's host (testing).",
-                "de": "Archiv und Speicher in einem Ordner des Connector-Hosts (Test).",
-            },
-            "icon": LOCAL_ICON,
-            "infoUrl": "",
-            "helpUrl": "",
-            "projectLinkTemplate": "",
-        }
+        return service_info(
+            "Local folder",
+            "Archive and storage in a folder of the connector's host (testing).",
+            "Archiv und Speicher in einem Ordner des Connector-Hosts (Test).",
+            LOCAL_ICON,
+        )
 
 
 class LocalArchive(_LocalBase):
@@ -431,7 +425,7 @@ def _slice(fh: Any, start: int, length: int) -> Iterator[bytes]:
         yield chunk
 
 
-class LocalStorage(_LocalBase):
+class LocalStorage(_LocalBase, StorageBase):
     """fileStorage interface on ``<data>/storage``."""
 
     def _root(self, who: Identity) -> Path:
@@ -460,11 +454,8 @@ class LocalStorage(_LocalBase):
             out.append(prefix + child.name + ("/" if child.is_dir() else ""))
         return out
 
-    def list_files(self, who: Identity, path: str, limit: int) -> list[str]:
-        return walk_files(lambda folder: self.list_folder(who, folder), path, limit)
-
     @_fs_errors("filepath")
-    def open_file(self, who: Identity, path: str, byte_range: str | None = None) -> Download:
+    def _open(self, who: Identity, path: str, byte_range: str | None) -> Download:
         target = self._existing(who, path)
         if target.is_dir():
             raise BadRequest(f"/{path} is a folder", field="filepath")
@@ -490,32 +481,25 @@ class LocalStorage(_LocalBase):
         return Download(iter_file(fh), size, filename=target.name, close=fh.close)
 
     @_fs_errors("filepath")
-    def store_file(self, who: Identity, path: str, upload: Upload) -> Json:
-        if not path:
-            raise BadRequest("filepath names the root folder, not a file", field="filepath")
+    def _store(self, who: Identity, path: str, upload: Upload) -> Meter:
         if path.split("/", 1)[0] == ".tmp":
             raise BadRequest("/.tmp is reserved for uploads in flight", field="filepath")
         root = self._root(who)
         meter = upload.meter()
         _write_atomic(root / path, meter, root / ".tmp")
-        return {"filepath": f"/{path}", "size": meter.size, "checksum": f"md5:{meter.md5}"}
+        return meter
 
     @_fs_errors("filepath")
-    def move_file(self, who: Identity, path: str, new_path: str) -> Json:
+    def _move(self, who: Identity, path: str, new_path: str) -> None:
         source = self._existing(who, path)
-        if not path or not new_path:
-            raise BadRequest("the root folder cannot be moved", field="filepath")
         target = self._root(who) / new_path
         if target.exists():
             raise Conflict(f"/{new_path} exists already", field="newfilepath")
         _make_parents(target)
         os.replace(source, target)
-        return {"filepath": f"/{new_path}"}
 
     @_fs_errors("filepath")
-    def delete_file(self, who: Identity, path: str) -> None:
-        if not path:
-            raise BadRequest("the root folder cannot be deleted", field="filepath")
+    def _delete(self, who: Identity, path: str) -> None:
         target = self._existing(who, path)
         if target.is_dir():
             shutil.rmtree(target)

@@ -31,7 +31,14 @@ from urllib.parse import quote
 from botocore.exceptions import BotoCoreError, ClientError
 from botocore.parsers import ResponseParserError
 
-from common.backends.base import Json, LoginFailed, check_listing_size
+from common.backends.base import (
+    Json,
+    LoginFailed,
+    StorageBase,
+    check_listing_size,
+    service_info,
+    svg_icon,
+)
 from common.backends.s3.client import (
     FAILURES,
     NOT_FOUND,
@@ -56,7 +63,7 @@ from common.errors import (
     UpstreamUnavailable,
 )
 from common.identity import Identity, check_user_name
-from common.streams import CHUNK_SIZE, Download, Upload
+from common.streams import CHUNK_SIZE, Download, Meter, Upload
 
 log = logging.getLogger("rds.s3")
 
@@ -70,7 +77,7 @@ _ICON_SVG = (
     b'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 16 16">'
     b'<path d="M2 4l6-3 6 3v8l-6 3-6-3z" fill="#c7512f"/></svg>'
 )
-S3_ICON = "data:image/svg+xml;base64," + base64.b64encode(_ICON_SVG).decode()
+S3_ICON = svg_icon(_ICON_SVG)
 
 
 @dataclass(frozen=True)
@@ -83,7 +90,7 @@ class S3Settings:
     endpoint: str | None = setting("S3_ENDPOINT_URL")
 
 
-class S3Storage:
+class S3Storage(StorageBase):
     """fileStorage interface on one bucket, each user under their own key prefix."""
 
     needs_token = False
@@ -138,17 +145,12 @@ class S3Storage:
         return {"credentials": {"userId": True, "password": False}}
 
     def service_info(self) -> Json:
-        return {
-            "displayName": "Object storage (S3)",
-            "description": {
-                "en": "Files in an S3-compatible object store run by your institution.",
-                "de": "Dateien in einem S3-kompatiblen Objektspeicher Ihrer Einrichtung.",
-            },
-            "icon": S3_ICON,
-            "infoUrl": "",
-            "helpUrl": "",
-            "projectLinkTemplate": "",
-        }
+        return service_info(
+            "Object storage (S3)",
+            "Files in an S3-compatible object store run by your institution.",
+            "Dateien in einem S3-kompatiblen Objektspeicher Ihrer Einrichtung.",
+            S3_ICON,
+        )
 
     # -- keys ----------------------------------------------------------------------------
     def _base(self, who: Identity) -> str:
@@ -229,10 +231,8 @@ class S3Storage:
             self.list_folder(who, path)  # nothing there: the same 404 as a listing's
         return sorted(files)
 
-    def open_file(self, who: Identity, path: str, byte_range: str | None = None) -> Download:
+    def _open(self, who: Identity, path: str, byte_range: str | None) -> Download:
         """``GetObject`` streamed in chunks; ``Range`` passed through (unsatisfiable: ignored)."""
-        if not path:
-            raise BadRequest("/ is a folder", field="filepath")
         key = self._base(who) + path
         kwargs: Json = {"Bucket": self.bucket, "Key": key}
         if byte_range:
@@ -242,7 +242,7 @@ class S3Storage:
         except ClientError as exc:
             code = str(exc.response.get("Error", {}).get("Code"))
             if code == "InvalidRange":
-                return self.open_file(who, path, None)
+                return self._open(who, path, None)
             if code in NOT_FOUND and self._has_prefix(key + "/"):
                 raise BadRequest(f"/{path} is a folder", field="filepath") from exc
             raise map_error(exc, f"/{path}") from exc
@@ -268,17 +268,15 @@ class S3Storage:
             error.field = error.field or "filepath"  # the file named there did not arrive
             raise error from exc
 
-    def store_file(self, who: Identity, path: str, upload: Upload) -> Json:
+    def _store(self, who: Identity, path: str, upload: Upload) -> Meter:
         """One PUT when the file fits in one part, else a multipart upload (aborted on failure)."""
-        if not path:
-            raise BadRequest("filepath names the root folder, not a file", field="filepath")
         key = _fitting(self._base(who) + path, "filepath")
         if self._has_prefix(key + "/"):
             raise Conflict("a folder already has this path", field="filepath")
         meter = upload.meter(hinted=True)
         self._upload(key, path, upload.content_type, read_parts(meter, self.part_size))
         log.info("s3.stored size=%d md5=%s", meter.size, meter.md5)
-        return {"filepath": f"/{path}", "size": meter.size, "checksum": f"md5:{meter.md5}"}
+        return meter
 
     def _upload(
         self, key: str, path: str, content_type: str, parts: Iterator[tuple[Part, bool]]
@@ -389,10 +387,8 @@ class S3Storage:
         except FAILURES:
             log.warning("s3.abort_failed (parts may remain until the bucket's lifecycle rule)")
 
-    def move_file(self, who: Identity, path: str, new_path: str) -> Json:
+    def _move(self, who: Identity, path: str, new_path: str) -> None:
         """Copy then delete (S3 has no rename); a folder moves key by key."""
-        if not path or not new_path:
-            raise BadRequest("the root folder cannot be moved", field="filepath")
         base = self._base(who)
         _fitting(base + new_path, "newfilepath")
         source = self._head(base + path)
@@ -405,7 +401,7 @@ class S3Storage:
                 self._forget(base + new_path)
                 raise
             self._call(f"/{path}", self.client.delete_object, Bucket=self.bucket, Key=base + path)
-            return {"filepath": f"/{new_path}"}
+            return
         old_prefix, new_prefix = base + path + "/", base + new_path + "/"
         if not self._has_prefix(old_prefix):
             raise NotFound(f"nothing at /{path}", field="filepath")
@@ -420,7 +416,6 @@ class S3Storage:
             self._forget(new_prefix, folder=True)
             raise
         self._delete_prefix(old_prefix)
-        return {"filepath": f"/{new_path}"}
 
     def _forget(self, key: str, *, folder: bool = False) -> None:
         """Best-effort removal of a failed move's copies (the target was checked absent, so
@@ -469,10 +464,8 @@ class S3Storage:
 
         self._assemble(target, "the file", send)
 
-    def delete_file(self, who: Identity, path: str) -> None:
+    def _delete(self, who: Identity, path: str) -> None:
         """Delete the object at ``path`` and everything under ``path/`` (a folder)."""
-        if not path:
-            raise BadRequest("the root folder cannot be deleted", field="filepath")
         key = self._base(who) + path
         found = self._head(key) is not None
         if found:

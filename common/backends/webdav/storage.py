@@ -17,7 +17,6 @@ only when the PUT completed, so a broken upload never replaces or shows as the f
 
 from __future__ import annotations
 
-import base64
 import logging
 import posixpath
 import time
@@ -28,7 +27,7 @@ from urllib.parse import quote, unquote, urlencode, urlsplit
 
 import requests
 
-from common.backends.base import Json, LoginFailed, walk_files
+from common.backends.base import Json, LoginFailed, StorageBase, service_info, svg_icon
 from common.backends.webdav.client import (
     UploadBody,
     WebDAVClient,
@@ -48,7 +47,7 @@ from common.errors import (
     UpstreamUnavailable,
 )
 from common.identity import Identity
-from common.streams import Download, Upload
+from common.streams import Download, Meter, Upload
 
 log = logging.getLogger("rds.webdav")
 
@@ -75,7 +74,7 @@ _ICON_SVG = (
     b'<circle cx="5" cy="9" r="3" fill="#1d6fb8"/><circle cx="10" cy="7" r="4" fill="#1d6fb8"/>'
     b"</svg>"
 )
-WEBDAV_ICON = "data:image/svg+xml;base64," + base64.b64encode(_ICON_SVG).decode()
+WEBDAV_ICON = svg_icon(_ICON_SVG)
 
 
 @dataclass(frozen=True)
@@ -111,7 +110,7 @@ def _hosts(*urls: str | None) -> set[str]:
     return out
 
 
-class WebDAVStorage:
+class WebDAVStorage(StorageBase):  # list_files walks folder by folder: servers refuse Depth: infinity
     """fileStorage interface on an ownCloud/Nextcloud WebDAV endpoint, as the caller."""
 
     needs_token = True
@@ -183,17 +182,13 @@ class WebDAVStorage:
 
     def service_info(self) -> Json:
         name = SYSTEMS[self.system][3]
-        return {
-            "displayName": name,
-            "description": {
-                "en": f"Your files in {name}, over WebDAV.",
-                "de": f"Ihre Dateien in {name}, über WebDAV.",
-            },
-            "icon": WEBDAV_ICON,
-            "infoUrl": self.public_url,
-            "helpUrl": "",
-            "projectLinkTemplate": "",
-        }
+        return service_info(
+            name,
+            f"Your files in {name}, over WebDAV.",
+            f"Ihre Dateien in {name}, über WebDAV.",
+            WEBDAV_ICON,
+            infoUrl=self.public_url,
+        )
 
     # -- helpers -------------------------------------------------------------------------
     def _learn(self, scheme: str) -> None:
@@ -261,15 +256,8 @@ class WebDAVStorage:
         prefix = f"/{path}/" if path else "/"
         return [prefix + name + ("/" if folder else "") for name, folder in sorted(children)]
 
-    def list_files(self, who: Identity, path: str, limit: int) -> list[str]:
-        """Every file below ``path`` by ``PROPFIND Depth: 1`` per folder (servers commonly
-        refuse ``Depth: infinity``, ownCloud and Nextcloud by default)."""
-        return walk_files(lambda folder: self.list_folder(who, folder), path, limit)
-
-    def open_file(self, who: Identity, path: str, byte_range: str | None = None) -> Download:
+    def _open(self, who: Identity, path: str, byte_range: str | None) -> Download:
         """Stream the file's bytes; ``Range`` goes to the server (an unsatisfiable one is dropped)."""
-        if not path:
-            raise BadRequest("/ is a folder", field="filepath")
         client = self.client(who)
         headers = {"Accept-Encoding": "identity"}
         if byte_range:
@@ -305,10 +293,8 @@ class WebDAVStorage:
             resp.close()
             raise BadRequest(f"/{path} is a folder", field="filepath")
 
-    def store_file(self, who: Identity, path: str, upload: Upload) -> Json:
+    def _store(self, who: Identity, path: str, upload: Upload) -> Meter:
         """PUT the stream to a hidden temp file, then MOVE it onto ``path``."""
-        if not path:
-            raise BadRequest("filepath names the root folder, not a file", field="filepath")
         client = self.client(who)
         kind = client.kind(path)  # resolves the auth scheme before the one-shot PUT
         if kind == "folder":
@@ -336,7 +322,7 @@ class WebDAVStorage:
             self._discard(client, temp)
             raise
         log.info("webdav.stored size=%d md5=%s", meter.size, meter.md5)
-        return {"filepath": f"/{path}", "size": meter.size, "checksum": f"md5:{meter.md5}"}
+        return meter
 
     @staticmethod
     def _put(client: WebDAVClient, temp: str, body: UploadBody) -> requests.Response:
@@ -364,10 +350,8 @@ class WebDAVStorage:
             self.sleep(delay)
         log.warning("webdav.temp_left_behind (delete failed)")
 
-    def move_file(self, who: Identity, path: str, new_path: str) -> Json:
+    def _move(self, who: Identity, path: str, new_path: str) -> None:
         """MOVE (never overwriting): a taken ``newfilepath`` is a 409."""
-        if not path or not new_path:
-            raise BadRequest("the root folder cannot be moved", field="filepath")
         client = self.client(who)
         if client.kind(path) is None:
             raise NotFound(f"nothing at /{path}", field="filepath")
@@ -379,12 +363,9 @@ class WebDAVStorage:
         if resp.status_code == 412:
             raise Conflict(f"/{new_path} exists already", field="newfilepath")
         check_moved(resp, f"/{path}")
-        return {"filepath": f"/{new_path}"}
 
-    def delete_file(self, who: Identity, path: str) -> None:
+    def _delete(self, who: Identity, path: str) -> None:
         """DELETE a file, or a folder with everything in it."""
-        if not path:
-            raise BadRequest("the root folder cannot be deleted", field="filepath")
         client = self.client(who)
         resp = client.request("DELETE", path)
         resp.close()
