@@ -10,7 +10,6 @@ our back. Every failure is a ``ConnectorError`` naming the field at fault.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, BinaryIO
@@ -19,6 +18,7 @@ from urllib.parse import parse_qsl
 from flask import Request, Response
 
 from common.errors import BadRequest, PayloadTooLarge, UnsupportedMediaType
+from common.metadata import parse_json
 from common.multipart import MAX_FIELD_BYTES, MultipartReader, Part
 
 DRAIN_LIMIT = 64 * 1024 * 1024
@@ -170,12 +170,7 @@ def _json_object(raw: bytes, mimetype: str) -> dict[str, Any]:
         raise UnsupportedMediaType(
             f"send the body as application/json, not {mimetype}", field="Content-Type"
         )
-    try:
-        data = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
-        raise BadRequest("the body is not valid JSON", field="body") from None
-    except RecursionError:  # "[[[[..." a few hundred thousand deep, well under the size limit
-        raise BadRequest("the body's JSON is nested too deeply", field="body") from None
+    data = parse_json(raw, "body", "the body")
     if not isinstance(data, dict):
         raise BadRequest("the body must be a JSON object", field="body")
     return data

@@ -60,11 +60,6 @@ DATACITE_KEYS = frozenset(
 _GENERAL_TYPES = {"text": "publication", "audiovisual": "video", "model": "other"}
 
 
-def is_legacy(value: dict[str, Any]) -> bool:
-    """A dict that is no JSON-LD at all (no ``@context``, no ``@graph``)."""
-    return "@context" not in value and "@graph" not in value
-
-
 def crate_from_legacy(value: dict[str, Any]) -> dict[str, Any]:
     """The RO-Crate for a DataCite-style or flat Zenodo-style metadata dict."""
     if any(key in DATACITE_KEYS for key in value):

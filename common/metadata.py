@@ -21,7 +21,17 @@ from collections.abc import Mapping
 from typing import Any
 
 from common.errors import BadRequest
-from common.legacy_metadata import crate_from_legacy, is_legacy
+
+
+def parse_json(raw: str | bytes, field: str, what: str) -> Any:
+    """``raw`` parsed as JSON; a 400 naming ``field`` says ``what`` is not JSON or nests too
+    deeply ("[[[[..." a few hundred thousand deep fits well under any size limit)."""
+    try:
+        return json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        raise BadRequest(f"{what} is not valid JSON", field=field) from None
+    except RecursionError:
+        raise BadRequest(f"{what}'s JSON is nested too deeply", field=field) from None
 
 
 def check_crate(value: object, field: str = "metadata") -> dict[str, Any]:
@@ -51,10 +61,11 @@ def metadata_field(fields: Mapping[str, Any]) -> dict[str, Any] | None:
     if value in (None, "", {}):
         return None
     if isinstance(value, str):
-        try:
-            value = json.loads(value)
-        except (ValueError, RecursionError):
-            raise BadRequest("metadata is not JSON", field="metadata") from None
-    if isinstance(value, dict) and is_legacy(value):
+        value = parse_json(value, "metadata", "metadata")
+    if isinstance(value, dict) and "@context" not in value and "@graph" not in value:
+        # an older metadata dict; its mapping (and the crate code) loads only when one comes,
+        # so a function that never reads metadata does not import it at cold start
+        from common.legacy_metadata import crate_from_legacy
+
         return crate_from_legacy(value)
     return check_crate(value)

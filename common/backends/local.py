@@ -44,7 +44,7 @@ from common.errors import (
     PayloadTooLarge,
 )
 from common.identity import Identity
-from common.metadata import check_crate
+from common.metadata import check_crate, parse_json
 from common.paths import archive_name, relative_path
 from common.streams import CHUNK_SIZE, Download, Meter, Upload, iter_file
 
@@ -348,10 +348,7 @@ class LocalArchive(_LocalBase):
                 raise PayloadTooLarge(
                     f"ro-crate-metadata.json is over {self.max_crate_bytes} bytes", field="file"
                 )
-        try:
-            crate = json.loads(data)
-        except (ValueError, RecursionError):
-            raise BadRequest("ro-crate-metadata.json is not JSON", field="file") from None
+        crate = parse_json(bytes(data), "file", "ro-crate-metadata.json")
         self.update_project(who, project_id, check_crate(crate, "file"))
         return {
             "id": CRATE_NAME,
