@@ -54,7 +54,10 @@ if TYPE_CHECKING:  # the runtime builds PassiveSettings, so it is imported for t
     from common.runtime import Runtime
 
 log = logging.getLogger("rds.passive")
-SERVICE_RE = re.compile(r"^port-[a-z0-9][a-z0-9._-]{0,100}$")
+# An RDS service name that is also one DNS label (``layer1-<name>`` is a Kubernetes Service):
+# no dots, so a forged name cannot point the pull at another namespace or host; matched
+# whole (``fullmatch``: a trailing newline does not pass either).
+SERVICE_RE = re.compile(r"port-[a-z0-9](?:[a-z0-9-]{0,54}[a-z0-9])?")
 DEFAULT_TEMPLATE = "http://layer1-{service}"
 
 
@@ -68,6 +71,8 @@ class PassiveSettings:
     max_files: int = setting("PASSIVE_MAX_FILES", "int", 10_000, lo=1, hi=10**8)
     #: files moved at the same time
     concurrency: int = setting("PASSIVE_CONCURRENCY", "int", 4, lo=1, hi=256)
+    #: when set, the only storage services a pull may ask (comma- or space-separated)
+    allowed_services: tuple[str, ...] = setting("PASSIVE_ALLOWED_SERVICES", "list", ())
 
 
 @dataclass
@@ -151,6 +156,7 @@ class StorageClient:
                         timeout=self.timeout,
                         stream=stream,
                         auth=self._auth,
+                        allow_redirects=False,  # a redirect is an answer >= 300, never followed
                     ),
                     sleep=self.sleep,
                     log=self._log_retry,
@@ -340,8 +346,11 @@ def pull_folder(
     """Transfer ``fields['folder']`` of ``fields['service']`` into the project; the report
     of every file, or ``TransferIncomplete`` carrying it when any file failed."""
     service = str(fields.get("service") or "")
-    if not SERVICE_RE.match(service):
+    if not SERVICE_RE.fullmatch(service):
         raise BadRequest("service must be an RDS service name like port-owncloud", field="service")
+    allowed = runtime.passive.allowed_services
+    if allowed and service not in allowed:
+        raise Forbidden(f"{service} is not a storage this connector may pull from", field="service")
     # the Exporter strips the trailing '/', so the user's root arrives as ''
     folder = "/" + storage_path(fields.get("folder") or "/", "folder")
     username = str(fields.get("username") or who.user)
