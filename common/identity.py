@@ -128,6 +128,7 @@ def resolve_identity(
     """The caller from ``userId`` (and ``apiKey``); when the backend needs a token and
     none came along, ``lookup(user)`` gives it (``None``: no way to look it up, a 401)."""
     who = parse_user_id(user_id, servicename, api_key)
+    check_user_name(who.user)
     if who.token is not None or not needs_token:
         return who
     token = lookup(who.user)
@@ -164,7 +165,10 @@ def lookup_token(
 
 
 def check_user_name(user: str) -> str:
-    """Refuse user names that cannot be stored safely (used by backends that key on them)."""
+    """Refuse user names no backend may key on: every backend puts the name into a path,
+    a URL or a key prefix, so '.', '..', a '/' or '\\' could reach another user's files."""
     if len(user) > 512:
         raise BadRequest("userId names a user longer than 512 characters", field="userId")
+    if user in (".", "..") or "/" in user or "\\" in user:
+        raise BadRequest("userId names a user that cannot be a folder name", field="userId")
     return user

@@ -120,7 +120,15 @@ def _router_operation(path: str, summary: str) -> Json:
                 "required": ["status", "servicename", "implements"],
             },
         ),
-        "/openapi.yaml": ("application/yaml", {"type": "string"}),
+        # what a client reading YAML gets: the document as a mapping, not a string
+        "/openapi.yaml": (
+            "application/yaml",
+            {
+                "type": "object",
+                "properties": {"openapi": {"const": "3.1.0"}, "paths": {"type": "object"}},
+                "required": ["openapi", "info", "paths"],
+            },
+        ),
     }[path]
     name = path.strip("/").replace(".", "_")
     return {

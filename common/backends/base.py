@@ -121,6 +121,10 @@ class StorageBase(ABC):
     def _delete(self, who: Identity, path: str) -> None:
         """Delete a file, or a folder with everything in it."""
 
+    def in_flight(self, path: str) -> bool:
+        """Whether ``path`` names the store's own uploads in flight (never a user's file)."""
+        return False
+
     def list_files(self, who: Identity, path: str, limit: int) -> list[str]:
         return walk_files(lambda folder: self.list_folder(who, folder), path, limit)
 
@@ -132,12 +136,16 @@ class StorageBase(ABC):
     def store_file(self, who: Identity, path: str, upload: Upload) -> Json:
         if not path:
             raise BadRequest("filepath names the root folder, not a file", field="filepath")
+        self._visible(path, "filepath")
         meter = self._store(who, path, upload)
         return {"filepath": f"/{path}", "size": meter.size, "checksum": f"md5:{meter.md5}"}
 
     def move_file(self, who: Identity, path: str, new_path: str) -> Json:
         if not path or not new_path:
             raise BadRequest("the root folder cannot be moved", field="filepath")
+        if new_path == path or new_path.startswith(path + "/"):
+            raise BadRequest(f"/{path} cannot be moved into itself", field="newfilepath")
+        self._visible(new_path, "newfilepath")
         self._move(who, path, new_path)
         return {"filepath": f"/{new_path}"}
 
@@ -145,6 +153,11 @@ class StorageBase(ABC):
         if not path:
             raise BadRequest("the root folder cannot be deleted", field="filepath")
         self._delete(who, path)
+
+    def _visible(self, path: str, field: str) -> None:
+        """A file stored or moved under an in-flight name would be hidden for ever."""
+        if self.in_flight(path):
+            raise BadRequest(f"/{path} is reserved for uploads in flight", field=field)
 
 
 def svg_icon(svg: bytes) -> str:

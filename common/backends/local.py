@@ -257,8 +257,11 @@ class LocalArchive(_LocalBase):
         out = []
         for state_file in sorted(state_dir.glob("*.json")) if state_dir.is_dir() else []:
             project_id = state_file.stem
-            folder, _ = self._project(who, project_id)
-            out.append({"projectId": project_id, "metadata": self._read_crate(folder)})
+            try:
+                folder, _ = self._project(who, project_id)
+                out.append({"projectId": project_id, "metadata": self._read_crate(folder)})
+            except (NotFound, FileNotFoundError):
+                continue  # deleted while we listed: it is simply no longer there
         return out
 
     def create_project(self, who: Identity, metadata: Json | None) -> Json:
@@ -478,9 +481,10 @@ class LocalStorage(_LocalBase, StorageBase):
         return Download(iter_file(fh), size, filename=target.name, close=fh.close)
 
     @_fs_errors("filepath")
+    def in_flight(self, path: str) -> bool:
+        return path.split("/", 1)[0] == ".tmp"
+
     def _store(self, who: Identity, path: str, upload: Upload) -> Meter:
-        if path.split("/", 1)[0] == ".tmp":
-            raise BadRequest("/.tmp is reserved for uploads in flight", field="filepath")
         root = self._root(who)
         meter = upload.meter()
         _write_atomic(root / path, meter, root / ".tmp")

@@ -206,7 +206,9 @@ def test_missing_paths_folders_and_users_apart(storage: S3Storage, who: Identity
     with pytest.raises(Conflict):
         put(storage, who, "dir", b"a file over a folder")
     climber = Identity(f"../{who.user}")
-    assert storage.list_folder(climber, "") == []  # a name never reaches another prefix
+    with pytest.raises(BadRequest) as err:  # a name that could climb never reaches a prefix
+        storage.list_folder(climber, "")
+    assert err.value.field == "userId"
     assert storage.list_folder(who, "") == ["/dir/"]
 
 

@@ -88,3 +88,15 @@ def test_error_answers_are_problem_json() -> None:
                     ref = answer["$ref"].rsplit("/", 1)[-1]
                     content = document["components"]["responses"][ref]["content"]
                     assert list(content) == ["application/problem+json"]
+
+
+def test_the_served_document_matches_its_own_declared_answer(client) -> None:
+    """``GET /openapi.yaml`` is YAML: read as YAML it must fit the schema it declares."""
+    import jsonschema
+
+    resp = client.get("/openapi.yaml")
+    served = yaml.safe_load(resp.data)
+    answer = served["paths"]["/openapi.yaml"]["get"]["responses"]["200"]
+    (content_type, media), = answer["content"].items()
+    assert resp.content_type.startswith(content_type)
+    jsonschema.validate(served, media["schema"])

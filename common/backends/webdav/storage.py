@@ -46,7 +46,7 @@ from common.errors import (
     UpstreamTimeout,
     UpstreamUnavailable,
 )
-from common.identity import Identity
+from common.identity import Identity, check_user_name
 from common.streams import Download, Meter, Upload
 
 log = logging.getLogger("rds.webdav")
@@ -197,7 +197,7 @@ class WebDAVStorage(StorageBase):  # list_files walks folder by folder: servers 
 
     def client(self, who: Identity) -> WebDAVClient:
         """A client on the caller's DAV root with the caller's secret."""
-        user = efss_user(who.user, self.user_id, self._own_hosts)
+        user = check_user_name(efss_user(who.user, self.user_id, self._own_hosts))
         root = SYSTEMS[self.system][0].format(user=quote(user, safe=""))
         return WebDAVClient(
             self.server_url + root,
@@ -292,6 +292,9 @@ class WebDAVStorage(StorageBase):  # list_files walks folder by folder: servers 
         if client.kind(path) == "folder":
             resp.close()
             raise BadRequest(f"/{path} is a folder", field="filepath")
+
+    def in_flight(self, path: str) -> bool:
+        return any(_is_upload_temp(part) for part in path.split("/"))
 
     def _store(self, who: Identity, path: str, upload: Upload) -> Meter:
         """PUT the stream to a hidden temp file, then MOVE it onto ``path``."""
