@@ -13,8 +13,8 @@ named relative to it (a bundled subfolder is absorbed into its parent's zip when
 is bundled too). Only when every subfolder of the top level is bundled and it still does
 not fit are the top level's own loose files bundled into ``_files.zip`` (the crate file
 ``ro-crate-metadata.json`` stays loose); if even that does not fit, the pull is refused
-(409) naming the counts. A folder whose zip name is already a source file's path (``a/``
-beside a file ``a.zip``), or a top-level folder ``_files``, is never bundled itself.
+(409) naming the counts. A folder whose zip name is already a source file's or folder's
+path (``a/`` beside ``a.zip``), or a top-level folder ``_files``, is never bundled itself.
 
 The zip: ZIP_STORED, entries in path order, each entry's CRC-32 computed as its bytes pass,
 zip64 records where sizes or offsets need them, and the exact length known from the sizes
@@ -116,7 +116,7 @@ def plan(names: Iterable[str], budget: int | None) -> Plan:
             if total <= budget:
                 break
             name = folder + ".zip"
-            if entries[folder] < 2 or name in taken or name == ROOT_BUNDLE:
+            if entries[folder] < 2 or name in taken or name in children or name == ROOT_BUNDLE:
                 continue
             bundled.add(folder)
             total -= entries[folder] - 1

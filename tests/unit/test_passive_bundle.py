@@ -78,6 +78,8 @@ def test_a_zip_name_taken_by_a_file_is_not_used() -> None:
     assert "a.zip" in got.loose and "a/0" in got.loose
     with pytest.raises(Conflict):
         plan(files, 4)
+    folders = [*(f"a/{i}" for i in range(5)), *(f"a.zip/{i}" for i in range(5))]
+    assert sorted(names_of(plan(folders, 6))) == ["a.zip.zip"]  # a.zip/ is a folder's path
 
 
 def test_what_cannot_fit_even_zipped_is_refused_naming_the_counts() -> None:
