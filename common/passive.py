@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 import requests
 
 from common.backends.base import Archive, Storage
+from common.bundle import Bundle, Member, Plan, ZipBundle, plan, possible_outputs
 from common.config import setting
 from common.errors import (
     BadRequest,
@@ -59,6 +60,7 @@ log = logging.getLogger("rds.passive")
 # whole (``fullmatch``: a trailing newline does not pass either).
 SERVICE_RE = re.compile(r"port-[a-z0-9](?:[a-z0-9-]{0,54}[a-z0-9])?")
 DEFAULT_TEMPLATE = "http://layer1-{service}"
+_TOTAL = re.compile(r"/(\d+)\s*$")
 
 
 @dataclass(frozen=True)
@@ -96,6 +98,17 @@ class Source:
             return self.storage.open_file(self.who, storage_path(path))
         assert self.client is not None
         return self.client.open(path)
+
+    def size(self, path: str) -> int | None:
+        """The file's size without its bytes (one ``Range: bytes=0-0`` request)."""
+        if self.storage is not None:
+            assert self.who is not None
+            download = self.storage.open_file(self.who, storage_path(path), "bytes=0-0")
+            if download.close:
+                download.close()  # type: ignore[operator]
+            return total_size(download.status, download.content_range, download.size)
+        assert self.client is not None
+        return self.client.size(path)
 
 
 class StorageClient:
@@ -145,7 +158,15 @@ class StorageClient:
         # token for its URL; elsewhere this adds nothing
         self._auth = IdTokenAuth(self.base_url)
 
-    def _request(self, path: str, body: dict[str, Any], *, stream: bool) -> requests.Response:
+    def _request(
+        self,
+        path: str,
+        body: dict[str, Any],
+        *,
+        stream: bool,
+        headers: dict[str, str] | None = None,
+        accept: tuple[int, ...] = (),
+    ) -> requests.Response:
         url = f"{self.base_url}/storage/{path}"
         for attempt in (1, 2):
             try:
@@ -153,6 +174,7 @@ class StorageClient:
                     lambda: self.session.get(
                         url,
                         json={**body, "userId": self._user_id},
+                        headers=headers,
                         timeout=self.timeout,
                         stream=stream,
                         auth=self._auth,
@@ -163,7 +185,7 @@ class StorageClient:
                 )
             except requests.RequestException as exc:
                 raise self.ANSWERS.transport(exc, service=self.service) from exc
-            if resp.status_code < 300:
+            if resp.status_code < 300 or resp.status_code in accept:
                 return resp
             resp.close()
             # like the Exporter: ANY refusal of the bare form is asked again in the session
@@ -205,6 +227,37 @@ class StorageClient:
             close=resp.close,
         )
 
+    def size(self, path: str) -> int | None:
+        """The file's size from a ``Range: bytes=0-0`` GET (``None`` when not told).
+
+        A storage that honours the range answers 206 with ``Content-Range: bytes 0-0/N``
+        and one byte; one that ignores it answers 200 with ``Content-Length`` and the
+        connection is closed before its body is read; an empty file may answer 416
+        (``bytes */0``).
+        """
+        resp = self._request(
+            "file", {"filepath": path}, stream=True, headers={"Range": "bytes=0-0"}, accept=(416,)
+        )
+        try:
+            if resp.status_code == 206:
+                _ = resp.content  # one byte: read it so the connection can be reused
+            length = resp.headers.get("Content-Length")
+            return total_size(
+                resp.status_code,
+                resp.headers.get("Content-Range"),
+                int(length) if length and length.isdigit() else None,
+            )
+        finally:
+            resp.close()
+
+
+def total_size(status: int, content_range: str | None, length: int | None) -> int | None:
+    """A file's whole size from the answer to a ``Range: bytes=0-0`` GET."""
+    if status in (206, 416):
+        m = _TOTAL.search(content_range or "")
+        return int(m[1]) if m else None
+    return length if status == 200 else None
+
 
 def walk(source: Source, folder: str, limit: int) -> list[str]:
     """Every file below ``folder`` (``/a/b``, ``/`` for the root), named relative to it.
@@ -245,7 +298,9 @@ def _below(entry: str, root: str, sub: str) -> str:
     try:
         return relative_path(name.rstrip("/"), "folder")
     except BadRequest:
-        raise UpstreamError(f"the storage listed {entry!r}, which is not inside the folder") from None
+        raise UpstreamError(
+            f"the storage listed {entry!r}, which is not inside the folder"
+        ) from None
 
 
 def _md5_of(download: Download) -> tuple[int, str]:
@@ -329,15 +384,159 @@ def _source(runtime: Runtime, who: Identity, service: str, username: str) -> Sou
     return Source(client=client)
 
 
-def _check_batch(archive: Archive, who: Identity, project_id: str, names: list[str]) -> None:
+def _check_batch(
+    archive: Archive, who: Identity, project_id: str, layout: Plan, sizes: dict[str, Any]
+) -> None:
     """The archive's per-record limits for the whole run, before any byte moves.
 
-    Counts only: the fileStorage listing carries no sizes, and probing each file's size
-    first would cost one more request per file (a ``Range: bytes=0-0`` GET, which not
-    every storage honours). Each file's size is still checked by the archive's
-    ``store_file`` from the download's Content-Length before its first byte is sent.
+    Loose files go with size ``None``: the fileStorage listing carries none, and probing
+    every size first would cost one more request per file. Each loose file's size is still
+    checked by the archive's ``store_file`` from the download's Content-Length before its
+    first byte is sent. A bundle's size is known (its members were measured).
     """
-    archive.check_batch(who, project_id, [(name, None) for name in names])
+    entries: list[tuple[str, int | None]] = [(name, None) for name in layout.loose]
+    entries += [(b.name, sizes.get(b.name)) for b in layout.bundles]
+    archive.check_batch(who, project_id, entries)
+
+
+def _layout(archive: Archive, names: list[str], existing: dict[str, Any]) -> Plan:
+    """Which folders to zip so the run fits the archive's file cap (``max_files``).
+
+    The record's other files (neither a path of this run nor a bundle name it could make)
+    take their slots first; files and bundles of an earlier run of the same folder are
+    replaced or skipped, so they do not count twice.
+    """
+    cap = getattr(archive, "max_files", None)
+    if cap is None:
+        return Plan(tuple(names))
+    ours = possible_outputs(names)
+    others = sum(1 for name in existing if name not in ours)
+    return plan(names, max(cap - others, 0))
+
+
+def _measure(
+    pool: ThreadPoolExecutor, source: Source, root: str, layout: Plan
+) -> tuple[dict[str, Any], dict[str, ConnectorError]]:
+    """Every bundled file's size (one ``Range: bytes=0-0`` request each) and each bundle's
+    exact zip length; a file that could not be measured fails its bundle."""
+    members = [m for b in layout.bundles for m in b.members]
+
+    def probe(name: str) -> int | ConnectorError:
+        try:
+            size = source.size(f"{root}/{name}")
+        except ConnectorError as err:
+            return err
+        except (requests.RequestException, OSError) as exc:
+            return UpstreamError(
+                f"the storage could not be asked for the size of {name!r} "
+                f"({exc.__class__.__name__})",
+                field="folder",
+            )
+        if size is None:
+            return UpstreamError(
+                f"the storage did not tell the size of {name!r}, which its zip needs",
+                field="folder",
+            )
+        return size
+
+    sizes: dict[str, Any] = dict(zip(members, pool.map(probe, members), strict=True))
+    errors: dict[str, ConnectorError] = {}
+    for bundle in layout.bundles:
+        bad = next((sizes[m] for m in bundle.members if isinstance(sizes[m], ConnectorError)), None)
+        if bad is not None:
+            errors[bundle.name] = bad
+            continue
+        sizes[bundle.name] = len(_zip_of(source, root, bundle, sizes))
+    log.info("passive.measured files=%d bundles=%d", len(members), len(layout.bundles))
+    return sizes, errors
+
+
+def _zip_of(source: Source, root: str, bundle: Bundle, sizes: dict[str, Any]) -> ZipBundle:
+    def opener(path: str) -> Callable[[], tuple[Any, Any]]:
+        def run() -> tuple[Any, Any]:
+            download = source.open(path)
+            return download.chunks, download.close
+
+        return run
+
+    return ZipBundle(
+        [Member(bundle.entry(m), sizes[m], opener(f"{root}/{m}")) for m in bundle.members]
+    )
+
+
+def _transfer_bundle(
+    archive: Archive,
+    who: Identity,
+    project_id: str,
+    source: Source,
+    root: str,
+    bundle: Bundle,
+    sizes: dict[str, Any],
+    existing: dict[str, Any],
+    error: ConnectorError | None,
+) -> list[dict[str, Any]]:
+    """One zip into the project; the report of the zip, then of each of its files."""
+    head: dict[str, Any] = {"filename": bundle.name, "folder": bundle.folder or "/"}
+    members: list[Member] = []
+    try:
+        if error is not None:
+            raise error
+        size = sizes[bundle.name]
+        head["size"] = size
+        zipped = _zip_of(source, root, bundle, sizes)
+        members = zipped.members
+        known = existing.get(bundle.name)
+        if known is not None and known.get("size") == size:
+            meter = Meter(zipped, size)
+            for _ in meter:
+                pass
+            if f"md5:{meter.md5}" == known.get("checksum"):
+                head.update(md5=meter.md5, status="skipped")
+                return _bundle_report(head, bundle, root, sizes, members)
+            zipped = _zip_of(source, root, bundle, sizes)
+            members = zipped.members
+        stored = archive.store_file(who, project_id, Upload(bundle.name, zipped, size=size))
+        md5 = str(stored.get("checksum", "")).removeprefix("md5:")
+        head.update(size=stored.get("size"), md5=md5, status="stored")
+        log.info("passive.bundle.stored files=%d size=%d md5=%s", len(members), size, md5)
+    except ConnectorError as err:
+        log.warning("passive.bundle_failed status=%d detail=%s", err.status, err.detail)
+        head.update(status="failed", error=err.detail, errorStatus=err.status)
+    except Exception as exc:
+        log.warning(
+            "passive.bundle_failed error=%s",
+            exc.__class__.__name__,
+            exc_info=not isinstance(exc, (requests.RequestException, OSError)),
+        )
+        head.update(
+            status="failed",
+            error=f"transfer broke off ({exc.__class__.__name__})",
+            errorStatus=502,
+        )
+    return _bundle_report(head, bundle, root, sizes, members)
+
+
+def _bundle_report(
+    head: dict[str, Any],
+    bundle: Bundle,
+    root: str,
+    sizes: dict[str, Any],
+    members: list[Member],
+) -> list[dict[str, Any]]:
+    md5s = {m.entry: m.md5 for m in members}
+    rows = [head]
+    for name in bundle.members:
+        entry = bundle.entry(name)
+        row: dict[str, Any] = {"filename": name, "source": f"{root}/{name}"}
+        if isinstance(sizes.get(name), int):
+            row["size"] = sizes[name]
+        if md5s.get(entry):
+            row["md5"] = md5s[entry]
+        row.update(status=head["status"], bundle=bundle.name, entry=entry)
+        if head["status"] == "failed":
+            row.update(error=head["error"], errorStatus=head["errorStatus"])
+        rows.append(row)
+    return rows
 
 
 def pull_folder(
@@ -358,16 +557,31 @@ def pull_folder(
         raise Forbidden("username names another user than userId", field="username")
     source = _source(runtime, who, service, username)
     names = walk(source, folder, runtime.passive.max_files)
-    paths = [f"{folder.rstrip('/')}/{name}" for name in names]
-    _check_batch(archive, who, project_id, names)
+    root = folder.rstrip("/")
     existing = {f["filename"]: f for f in archive.list_files(who, project_id)}
+    layout = _layout(archive, names, existing)
     with ThreadPoolExecutor(max_workers=runtime.passive.concurrency) as pool:
-        results = list(
-            pool.map(
-                lambda pn: _transfer_one(archive, who, project_id, source, pn[0], pn[1], existing),
-                zip(paths, names, strict=True),
-            )
+        sizes, errors = _measure(pool, source, root, layout)
+        _check_batch(archive, who, project_id, layout, sizes)
+        loose = pool.map(
+            lambda name: _transfer_one(
+                archive, who, project_id, source, f"{root}/{name}", name, existing
+            ),
+            layout.loose,
         )
+        zipped = pool.map(
+            lambda b: _transfer_bundle(
+                archive, who, project_id, source, root, b, sizes, existing, errors.get(b.name)
+            ),
+            layout.bundles,
+        )
+        results = list(loose)
+        bundles = []
+        for rows in zipped:
+            bundles.append(rows[0])
+            results += rows[1:]
+    order = {name: i for i, name in enumerate(names)}
+    results.sort(key=lambda r: order[r["filename"]])  # the walk's order, as before bundling
     failed = [r["filename"] for r in results if r["status"] == "failed"]
     counts = {s: sum(r["status"] == s for r in results) for s in ("stored", "skipped", "failed")}
     log.info(
@@ -379,7 +593,13 @@ def pull_folder(
         counts["skipped"],
         counts["failed"],
     )
-    body = {"success": not failed, "files": results, "failed": failed, "counts": counts}
+    body = {
+        "success": not failed,
+        "files": results,
+        "failed": failed,
+        "counts": counts,
+        "bundles": bundles,
+    }
     if not failed:
         return body
     statuses = {r["errorStatus"] for r in results if r["status"] == "failed"}

@@ -192,6 +192,11 @@ ROUTES: tuple[Route, ...] = (
                             "type": "array",
                             "items": {"anyOf": [ref("File"), ref("PulledFile")]},
                         },
+                        "bundles": {
+                            "type": "array",
+                            "description": "Passive mode: the zips made to fit the archive's "
+                            "file cap (filename, folder, size, md5, status).",
+                        },
                     },
                     "required": ["success", "files"],
                 },

@@ -92,6 +92,12 @@ SCHEMAS: dict[str, Json] = {
             "size": {"type": ["integer", "null"]},
             "md5": {"type": "string"},
             "status": {"enum": ["stored", "skipped", "failed"]},
+            "bundle": {
+                "type": "string",
+                "description": "The zip in the project that holds this file (folders over the "
+                "archive's file cap are zipped); absent when the file is stored as itself.",
+            },
+            "entry": {"type": "string", "description": "The file's name inside `bundle`."},
         },
         "required": ["filename", "status"],
     },

@@ -48,6 +48,9 @@ class Backend(Protocol):
 class Archive(Backend, Protocol):
     """The metadata interface: projects with RO-Crate metadata and files."""
 
+    #: most files one project holds (``None``: no cap); a passive pull zips folders to fit
+    max_files: int | None
+
     def list_projects(self, who: Identity) -> list[Json]: ...
     def create_project(self, who: Identity, metadata: Json | None) -> Json: ...
     def get_project(self, who: Identity, project_id: str) -> Json: ...

@@ -201,6 +201,8 @@ class _LocalBase:
 class LocalArchive(_LocalBase):
     """Metadata interface on ``<data>/projects``."""
 
+    max_files: int | None = None  # no cap: a passive pull never zips
+
     # -- layout ----------------------------------------------------------------------
     def _user(self, who: Identity) -> Path:
         return user_dir(self.root / "projects", who.user)

@@ -161,6 +161,10 @@ class ZenodoArchive:
 
     needs_token = True
 
+    @property
+    def max_files(self) -> int:
+        return MAX_FILES  # read when asked, so tests can lower MAX_FILES
+
     def __init__(
         self,
         address: str,
@@ -545,7 +549,9 @@ def _check_limits(path: str, key: str, size: int, present: dict[str, int]) -> No
     if len(others) + 1 > MAX_FILES:
         raise Conflict(
             f"the Zenodo record holds {len(others)} files and allows {MAX_FILES}: "
-            f"{path!r} was not uploaded (zip folders to send more)",
+            f"{path!r} was not uploaded; to send more, let the connector pull the folder "
+            "(passive transfer, fileTransferMode 1: it zips subfolders to fit) or send "
+            "folders as zip files (fileTransferArchive 1)",
             field="file",
             extra={"notStored": [path]},
         )

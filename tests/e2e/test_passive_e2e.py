@@ -11,7 +11,9 @@ A asks again with a session-form ``userId`` whose token A looked up in the Port 
 from __future__ import annotations
 
 import hashlib
+import io
 import os
+import zipfile
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -254,9 +256,10 @@ def test_an_empty_file_is_reported_failed_with_the_reason(setup: Setup) -> None:
     assert sorted(setup.fake.depositions[int(pid)].files) == ["full.txt"]
 
 
-def test_a_folder_past_zenodos_file_limit_is_refused_before_any_byte(setup: Setup) -> None:
+def test_a_folder_that_cannot_fit_even_zipped_is_refused_before_any_byte(setup: Setup) -> None:
     folder = "/Projekte/viele"
-    setup.put_folder(folder, {f"f{i:03}.txt": b"x" for i in range(101)})
+    # 101 top-level folders: zipped one by one they are still 101 entries
+    setup.put_folder(folder, {f"d{i:03}/{n}.txt": b"x" for i in range(101) for n in "ab"})
     pid = setup.project()
     puts = setup.bucket_puts()
     resp = setup.pull(pid, folder)
@@ -265,6 +268,70 @@ def test_a_folder_past_zenodos_file_limit_is_refused_before_any_byte(setup: Setu
     assert resp.json()["field"] == "folder" and "100" in resp.json()["detail"]
     assert setup.bucket_puts() == puts
     assert setup.fake.depositions[int(pid)].files == {}
+
+
+def nested_folder() -> dict[str, bytes]:
+    """350 files: 300 in raw/<site>/<day>/, 20 in docs/, 26 in img/thumbs/, 4 on top."""
+    files: dict[str, bytes] = {}
+    for site in range(1, 7):
+        for day in range(1, 6):
+            for m in range(10):
+                files[f"raw/site {site}/day{day}/m{m}.csv"] = os.urandom(100 + 37 * m)
+    files["raw/site 1/day1/m0.csv"] = os.urandom(1024 * 1024 + 3)  # spans chunks
+    files["raw/site 2/day3/m4.csv"] = b""  # empty: refused loose by Zenodo, fine in a zip
+    files.update({f"docs/Übersicht {i}.txt": f"doc {i}".encode() for i in range(20)})
+    files.update({f"img/thumbs/t{i:02}.png": os.urandom(2000) for i in range(26)})
+    files.update({f"top{i}.txt": f"top {i}".encode() for i in range(4)})
+    assert len(files) == 350
+    return files
+
+
+def test_a_350_file_folder_arrives_whole_zipped_to_fit_then_a_rerun_skips_all(
+    setup: Setup,
+) -> None:
+    folder = "/Projekte/gross"
+    files = nested_folder()
+    setup.put_folder(folder, files)
+    pid = setup.project()
+
+    first = setup.pull(pid, folder)
+    assert first.status_code == 200, first.text
+    body = first.json()
+    assert body["counts"] == {"stored": 350, "skipped": 0, "failed": 0}
+    record = setup.fake.depositions[int(pid)]
+    assert len(record.files) <= 100
+    bundles = {b["filename"]: b for b in body["bundles"]}
+    assert all(b["status"] == "stored" for b in bundles.values())
+    # the deepest folders, the fullest first, until it fits: 28 of the 30 day folders
+    assert len(bundles) == 28 and all(n.startswith("raw/site ") for n in bundles)
+    report = {f["filename"]: f for f in body["files"]}
+    assert set(report) == set(files)
+    opened: dict[str, zipfile.ZipFile] = {}
+    for name, data in files.items():
+        row = report[name]
+        assert row["size"] == len(data) and row["md5"] == md5(data), name
+        if "bundle" in row:  # inside a zip: open it as the archive holds it
+            if row["bundle"] not in opened:
+                raw = setup.fake.file_bytes(int(pid), to_key(row["bundle"]))
+                assert len(raw) == bundles[row["bundle"]]["size"]
+                assert md5(raw) == bundles[row["bundle"]]["md5"]
+                opened[row["bundle"]] = zipfile.ZipFile(io.BytesIO(raw))
+                assert opened[row["bundle"]].testzip() is None  # every CRC-32 right
+            assert row["bundle"] == name.rsplit("/", 1)[0] + ".zip"
+            assert opened[row["bundle"]].read(row["entry"]) == data, name
+        else:
+            assert setup.fake.file_bytes(int(pid), to_key(name)) == data, name
+    assert sum(len(z.namelist()) for z in opened.values()) == 280
+    assert sorted(record.files) == sorted(
+        to_key(n) for n in [*bundles, *(n for n in files if "bundle" not in report[n])]
+    )
+
+    puts = setup.bucket_puts()
+    again = setup.pull(pid, folder)
+    assert again.status_code == 200, again.text
+    assert again.json()["counts"] == {"stored": 0, "skipped": 350, "failed": 0}
+    assert {b["status"] for b in again.json()["bundles"]} == {"skipped"}
+    assert setup.bucket_puts() == puts  # the zips came out byte for byte the same
 
 
 def test_check_batch_counts_present_files_once_and_known_bytes(tmp_path, monkeypatch) -> None:

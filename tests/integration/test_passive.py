@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import zipfile
 
 import pytest
 from flask import Flask, Response, jsonify, request
@@ -249,3 +250,43 @@ def test_walk_counts_files_once_and_stops_at_the_limit() -> None:
     with pytest.raises(BadRequest) as err:
         walk(Listing({"/F": ["a", "b", "c"]}), "/F", limit=2)  # type: ignore[arg-type]
     assert err.value.field == "folder"
+
+
+def test_in_process_pull_over_the_cap_zips_folders_and_counts_the_records_other_files(
+    client, data_dir, monkeypatch
+) -> None:
+    from common.backends.local import LocalArchive
+
+    monkeypatch.setattr(LocalArchive, "max_files", 4)
+    files = {f"d/{i}.txt": f"{i}".encode() * 100 for i in range(3)}
+    files.update({"e/x.bin": os.urandom(70_000), "e/y.bin": b"", "top.txt": b"t"})
+    for name, data in files.items():
+        put_storage(client, f"/research/{name}", data)
+    pid = client.post("/metadata/project", json={"userId": uid()}).json["projectId"]
+    resp = client.post(  # one file of another source takes a slot first
+        f"/metadata/project/{pid}/files",
+        data={"userId": uid(), "filename": "other.txt", "file": (io.BytesIO(b"o"), "o")},
+        content_type="multipart/form-data",
+    )
+    assert resp.status_code == 200, resp.json
+
+    first = pull(client, pid, folder="/research", service="port-local")
+    assert first.status_code == 200, first.json
+    assert first.json["counts"] == {"stored": 6, "skipped": 0, "failed": 0}
+    # 6 files, 3 slots left: d (3 entries, the fullest) first, then e
+    assert [b["filename"] for b in first.json["bundles"]] == ["d.zip", "e.zip"]
+    got = project_files(client, pid)
+    assert sorted(got) == ["d.zip", "e.zip", "other.txt", "top.txt"]
+    folder = next((data_dir / "projects").glob("u-*")) / pid
+    for row in first.json["files"]:
+        data = files[row["filename"]]
+        if "bundle" in row:
+            with zipfile.ZipFile(folder / row["bundle"]) as archive:
+                assert archive.testzip() is None
+                assert archive.read(row["entry"]) == data
+        else:
+            assert (folder / row["filename"]).read_bytes() == data
+
+    again = pull(client, pid, folder="/research", service="port-local")
+    assert again.status_code == 200, again.json
+    assert again.json["counts"] == {"stored": 0, "skipped": 6, "failed": 0}
