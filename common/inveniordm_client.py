@@ -166,12 +166,12 @@ class InvenioRDMClient(ZenodoClient):
     def delete_draft(self, rid: str) -> None:
         self._delete(f"{self._rec(rid)}/draft")
 
-    def publish(self, rid: str) -> Json:
+    def publish(self, rid: str | int) -> Json:
         """Publish (202); after a lost answer the record is read back before giving up."""
         try:
-            return self._call("POST", f"{self._rec(rid)}/draft/actions/publish")
+            return self._call("POST", f"{self._rec(str(rid))}/draft/actions/publish")
         except (UpstreamTimeout, UpstreamUnavailable, UpstreamError):
-            record = self._try(self.read_record, rid)
+            record = self._try(self.read_record, str(rid))
             if record is not None and record.get("is_published"):
                 log.info("inveniordm.publish.recovered id=%s", rid)
                 return record

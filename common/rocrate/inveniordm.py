@@ -401,16 +401,16 @@ class _Back(_Builder):
                 entity = {"@id": f"https://spdx.org/licenses/{spdx}", "@type": "CreativeWork"}
                 refs.append(self.add({**entity, "identifier": spdx, "name": title or spdx}))
             elif isinstance(right.get("link"), str):
-                entity = {"@id": right["link"], "@type": "CreativeWork", "name": title}
-                refs.append(self.add({k: v for k, v in entity.items() if v}))
+                named = {"name": title} if title else {}
+                refs.append(self.add({"@id": right["link"], "@type": "CreativeWork", **named}))
         return {"license": refs[0] if len(refs) == 1 else refs} if refs else {}
 
-    def funding(self, metadata: dict[str, Any]) -> dict[str, Any]:
+    def grants(self, metadata: dict[str, Any]) -> dict[str, Any]:
         grants, funders = [], []
         for item in _list(metadata, "funding"):
-            funder = item.get("funder") if isinstance(item.get("funder"), dict) else {}
+            funder: dict[str, Any] = item["funder"] if isinstance(item.get("funder"), dict) else {}
             ref = self.org(funder.get("name"), funder.get("id"))
-            award = item.get("award") if isinstance(item.get("award"), dict) else {}
+            award: dict[str, Any] = item["award"] if isinstance(item.get("award"), dict) else {}
             number, title = award.get("number"), _en(award.get("title"))
             if ref is None:
                 continue
@@ -474,7 +474,7 @@ def inveniordm_to_crate(
         **{k: v for k, v in literals.items() if v},
         **build.people(metadata),
         **build.rights(metadata),
-        **build.funding(metadata),
+        **build.grants(metadata),
         **_relations_back(record, metadata),
         **build.files(files),
     }
