@@ -26,7 +26,7 @@ import yaml
 from common.errors import ConfigError
 
 DEFAULT_CONFIG_PATH = "/etc/rds-connector/config.yaml"
-METADATA_BACKENDS = ("local", "zenodo", "none")
+METADATA_BACKENDS = ("local", "zenodo", "inveniordm", "none")
 STORAGE_BACKENDS = ("local", "webdav", "s3", "none")
 CALLER_AUTH_MODES = ("none", "bearer", "google")
 LOGLEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")

@@ -105,7 +105,7 @@ class Source:
             assert self.who is not None
             download = self.storage.open_file(self.who, storage_path(path), "bytes=0-0")
             if download.close:
-                download.close()  # type: ignore[operator]
+                download.close()
             return total_size(download.status, download.content_range, download.size)
         assert self.client is not None
         return self.client.size(path)

@@ -162,7 +162,10 @@ ROUTES: tuple[Route, ...] = (
                 **ok(
                     {
                         "type": "object",
-                        "properties": {"DOI": {"type": "string", "minLength": 1}},
+                        "properties": {
+                            "DOI": {"type": "string", "minLength": 1, "nullable": True},
+                            "submitted": {"type": "boolean"},
+                        },
                         "required": ["DOI"],
                     },
                     "Published; the identifier it got",

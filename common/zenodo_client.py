@@ -136,7 +136,14 @@ def _message(resp: requests.Response) -> str:
 
 
 class ZenodoClient:
-    """One user's calls to one Zenodo instance (``base_url`` without ``/api``)."""
+    """One user's calls to one Zenodo instance (``base_url`` without ``/api``).
+
+    The transport (``_send``, ``_call``, ``_delete``) is shared: a client of another
+    Invenio-based service subclasses this one with its own ``upstream`` words, rate
+    ``budget`` and ``check`` (``common.inveniordm_client``)."""
+
+    upstream = ZENODO
+    budget = RATE_BUDGET
 
     def __init__(
         self,
@@ -170,7 +177,7 @@ class ZenodoClient:
             cap=max_backoff,
             exceptions=(requests.ConnectionError, requests.Timeout, ChunkedEncodingError),
             max_wait=max_wait,
-            budget=RATE_BUDGET,
+            budget=self.budget,
         )
         self.last_attempts = 0  # attempts of the latest call (a client serves one request)
 
@@ -221,7 +228,7 @@ class ZenodoClient:
                 key=token_key(self.base_url, self._token) if self._token else None,
             )
         except requests.RequestException as exc:
-            raise ZENODO.transport(exc, method=method) from exc
+            raise self.upstream.transport(exc, method=method) from exc
 
     @staticmethod
     def _log_retry(reason: str, attempt: int, wait: float) -> None:

@@ -11,6 +11,7 @@ from common.config import Settings
 ARCHIVES = {
     "local": "common.backends.local:LocalArchive",
     "zenodo": "common.backends.zenodo:ZenodoArchive",
+    "inveniordm": "common.backends.inveniordm:InvenioRDMArchive",
 }
 STORAGES = {
     "local": "common.backends.local:LocalStorage",

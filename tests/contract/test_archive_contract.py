@@ -24,10 +24,11 @@ from common.identity import Identity
 from common.rocrate import find_root
 from common.streams import Upload
 from tests.support.crates import crate
+from tests.support.fake_inveniordm import FakeInvenioRDM
 from tests.support.fake_zenodo import FakeZenodo
 from tests.support.servers import ServerThread
 
-BACKENDS = ["local", "zenodo"]
+BACKENDS = ["local", "zenodo", "inveniordm"]
 MiB = 1024 * 1024
 FILES = {
     "a.csv": b"depth,ph\n1,7\n",
@@ -66,6 +67,19 @@ def zenodo_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Fa
     fake.close()
 
 
+@pytest.fixture(scope="module")
+def inveniordm_server(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[tuple[FakeInvenioRDM, str]]:
+    fake = FakeInvenioRDM(tmp_path_factory.mktemp("inveniordm-contract"))
+    fake.add_token("tok-i-alice", user="alice")
+    fake.add_token("tok-i-bob", user="bob")
+    server = ServerThread(fake.app).start()
+    yield fake, server.url
+    server.stop()
+    fake.close()
+
+
 def _local(tmp_path: Path, request: pytest.FixtureRequest) -> Case:
     from common.backends.local import LocalArchive, user_dir
 
@@ -92,9 +106,24 @@ def _zenodo(tmp_path: Path, request: pytest.FixtureRequest) -> Case:
     return Case(archive, alice, bob, read, accepts_empty_files=False)
 
 
+def _inveniordm(tmp_path: Path, request: pytest.FixtureRequest) -> Case:
+    from common.backends.inveniordm import InvenioRDMArchive
+
+    fake, url = request.getfixturevalue("inveniordm_server")
+    archive = InvenioRDMArchive(url)
+
+    def read(who: Identity, pid: str, name: str) -> bytes:
+        return fake.file_bytes(pid, name)  # keys are the relative paths themselves
+
+    alice = Identity("alice@cloud.example.org", "tok-i-alice")
+    bob = Identity("bob@cloud.example.org", "tok-i-bob")
+    return Case(archive, alice, bob, read, accepts_empty_files=True)
+
+
 @pytest.fixture(params=BACKENDS)
 def case(request: pytest.FixtureRequest, tmp_path: Path) -> Case:
-    return {"local": _local, "zenodo": _zenodo}[request.param](tmp_path, request)
+    builders = {"local": _local, "zenodo": _zenodo, "inveniordm": _inveniordm}
+    return builders[request.param](tmp_path, request)
 
 
 def store(case: Case, pid: str, name: str, data: bytes, **kw: Any) -> Any:

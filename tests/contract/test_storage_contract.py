@@ -160,8 +160,9 @@ def test_bytes_round_trip_exactly_with_nested_and_odd_names(case: Case) -> None:
     fill(case, case.alice)
     for name, data in NAMES.items():
         assert read(case.storage, case.alice, f"r/{name}") == data
-    assert read(case.storage, case.alice, "r/sub dir/deeper/100% #1 &+=.bin", "bytes=10-19") == (
-        NAMES["sub dir/deeper/100% #1 &+=.bin"][10:20]
+    assert (
+        read(case.storage, case.alice, "r/sub dir/deeper/100% #1 &+=.bin", "bytes=10-19")
+        == (NAMES["sub dir/deeper/100% #1 &+=.bin"][10:20])
     )
 
 
@@ -239,7 +240,9 @@ def test_a_broken_upload_leaves_nothing(case: Case) -> None:
         raise ConnectionError("the caller went away")
 
     with pytest.raises((ConnectorError, ConnectionError)):
-        case.storage.store_file(case.alice, "b/half.bin", Upload("half.bin", broken(), size=200_000))
+        case.storage.store_file(
+            case.alice, "b/half.bin", Upload("half.bin", broken(), size=200_000)
+        )
     put(case, case.alice, "b/whole.txt", b"ok")
     assert case.storage.list_files(case.alice, "b", 100) == ["whole.txt"]
     with pytest.raises(NotFound):

@@ -71,7 +71,9 @@ def storage_double(files: dict[str, bytes], tokens: dict[str, str]) -> Flask:
 
     def who(service: str) -> Response | None:
         user_id = (request.get_json(silent=True) or {}).get("userId", "")
-        app.config["seen"].append((service, request.path, "session" if "://" in user_id else "bare"))
+        app.config["seen"].append(
+            (service, request.path, "session" if "://" in user_id else "bare")
+        )
         if "://" not in user_id:
             if service == "port-owncloud-real":
                 return Response("UnboundLocalError", status=500)
@@ -90,14 +92,14 @@ def storage_double(files: dict[str, bytes], tokens: dict[str, str]) -> Flask:
         if refused is not None:
             return refused
         base = inside(request.get_json()["filepath"])
-        below = {n[len(base) + 1 :]: n for n in (f"/{k}" for k in files) if n.startswith(base + "/")}
+        below = {
+            n[len(base) + 1 :]: n for n in (f"/{k}" for k in files) if n.startswith(base + "/")
+        }
         if not below:
             return Response(status=404)
         if service != "port-yml":
             return jsonify({"files": sorted(below)})
-        children = {
-            f"{base}/{rel.split('/', 1)[0]}" + ("/" if "/" in rel else "") for rel in below
-        }
+        children = {f"{base}/{rel.split('/', 1)[0]}" + ("/" if "/" in rel else "") for rel in below}
         return jsonify({"files": sorted(children)})
 
     @app.get("/<service>/storage/file")
@@ -132,9 +134,11 @@ class Setup:
             target.write_bytes(data)
 
     def local_file(self, project_id: str, name: str) -> bytes:
-        return next((self.tmp / "c" / "projects").glob("u-*"), Path()).joinpath(
-            project_id, name
-        ).read_bytes()
+        return (
+            next((self.tmp / "c" / "projects").glob("u-*"), Path())
+            .joinpath(project_id, name)
+            .read_bytes()
+        )
 
 
 @pytest.fixture(scope="module")
@@ -227,9 +231,7 @@ def test_active_sync_into_zenodo_archives_every_good_file_and_reports_the_refuse
     assert len(report.messages) == 1 and EMPTY in report.messages[0]
     refused = next(answer for ok, answer in report.file_success if not ok)
     assert refused["status"] == 422 and refused["field"] in ("file", "filename")
-    assert refused["files"] == [
-        {"filename": EMPTY, "status": "failed", "error": refused["detail"]}
-    ]
+    assert refused["files"] == [{"filename": EMPTY, "status": "failed", "error": refused["detail"]}]
     record = setup.fake.depositions[int(pid)]
     assert sorted(record.files) == sorted(to_key(n) for n in GOOD)
     for name, data in GOOD.items():

@@ -77,8 +77,10 @@ def test_push_sends_every_file_then_a_rerun_skips_them_all(local_router, tmp_pat
 
     again = run("push", str(folder), "--to", router.url, "--user", LOCAL_UID, "--project", pid)
     assert again.returncode == 0, again.stdout + again.stderr
-    assert again.stdout.strip().splitlines()[-1].endswith(
-        f"0 stored, {len(FILES) + 1} skipped, 0 failed"
+    assert (
+        again.stdout.strip()
+        .splitlines()[-1]
+        .endswith(f"0 stored, {len(FILES) + 1} skipped, 0 failed")
     )
 
     (folder / "top.txt").write_bytes(b"changed")

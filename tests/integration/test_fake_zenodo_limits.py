@@ -42,9 +42,12 @@ def test_fixed_windows_headers_and_a_refusal_without_effect(tmp_path) -> None:
         again = requests.get(url, headers=auth, timeout=10)
         assert again.status_code == 200 and again.headers["X-RateLimit-Remaining"] == "2"
         fake.add_token("tok-other")  # another token has its own window
-        assert requests.get(
-            url, headers={"Authorization": "Bearer tok-other"}, timeout=10
-        ).headers["X-RateLimit-Remaining"] == "2"
+        assert (
+            requests.get(url, headers={"Authorization": "Bearer tok-other"}, timeout=10).headers[
+                "X-RateLimit-Remaining"
+            ]
+            == "2"
+        )
     finally:
         server.stop()
         fake.close()

@@ -45,7 +45,9 @@ def _json(resp: requests.Response, what: str) -> Any:
         raise CallerCrash(f"{what}: answer {resp.status_code} is not JSON") from None
 
 
-def _get_bare_then_session(port: Port, path: str, body: dict[str, Any], user: str) -> requests.Response:
+def _get_bare_then_session(
+    port: Port, path: str, body: dict[str, Any], user: str
+) -> requests.Response:
     """The Exporter's storage calls: bare user first, on ANY answer >= 300 the session form."""
     resp = requests.get(port.url + path, json={**body, "userId": user}, timeout=TIMEOUT)
     if resp.status_code >= 300:
@@ -80,7 +82,9 @@ class Exporter:
             return []
         return list(_json(resp, "folder listing")["files"])
 
-    def active_sync(self, storage: Port, filepath: str, archive: Port, project_id: str) -> SyncReport:
+    def active_sync(
+        self, storage: Port, filepath: str, archive: Port, project_id: str
+    ) -> SyncReport:
         """List once, then for each entry: download it, upload it under that same name."""
         folder = filepath.rstrip("/")
         files = self.list_folder(storage, folder)
@@ -109,7 +113,11 @@ class Exporter:
         """One multipart upload: fields first, then ONE part named ``file``."""
         resp = requests.post(
             f"{archive.url}/metadata/project/{project_id}/files",
-            data={"userId": archive.user_id(self.user), "filename": filename, "username": self.user},
+            data={
+                "userId": archive.user_id(self.user),
+                "filename": filename,
+                "username": self.user,
+            },
             files={"file": (filename, content)},
             timeout=TIMEOUT,
         )

@@ -79,7 +79,17 @@ def test_a_name_too_long_for_the_data_folder_is_400_not_500(client, data_dir) ->
         "x" * 4096,
         "/".join(["y" * 200] * 21),  # 4220 characters, every segment legal
     ],
-    ids=["dotdot", "absolute-climb", "backslash", "nul", "escape", "newline", "del", "4096", "deep"],
+    ids=[
+        "dotdot",
+        "absolute-climb",
+        "backslash",
+        "nul",
+        "escape",
+        "newline",
+        "del",
+        "4096",
+        "deep",
+    ],
 )
 @pytest.mark.parametrize("route", ["archive", "storage"])
 def test_hostile_file_names_are_400_and_store_nothing(client, data_dir, name, route) -> None:
