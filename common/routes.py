@@ -123,7 +123,10 @@ _PASSIVE_FORM: Json = {
     "x-rds-deviation": (
         "passive mode: upstream puts `folder` in the multipart form; real RDS POSTs a plain "
         "form with folder, service, username, userId, and the connector pulls the folder "
-        "from `service` itself"
+        "from `service` itself: like the Exporter it asks that storage with the bare user "
+        "first and, on ANY answer >= 300 (the deployed port_owncloud answers a bare-form "
+        "listing with 500), once more with the session form; it reads any listing form "
+        "(recursive relative, one-level absolute with folder entries, or mixed)"
     ),
 }
 _FILES_UPLOAD = upload_body(
