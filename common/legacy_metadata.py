@@ -135,7 +135,9 @@ def _from_datacite(value: dict[str, Any]) -> dict[str, Any]:
         "description": next(
             (
                 t
-                for t in (_text(i, "description") for i in _items(value, "Descriptions", "Description"))
+                for t in (
+                    _text(i, "description") for i in _items(value, "Descriptions", "Description")
+                )
                 if t
             ),
             None,

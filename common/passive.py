@@ -239,7 +239,9 @@ def _below(entry: str, root: str, sub: str) -> str:
     try:
         return relative_path(name.rstrip("/"), "folder")
     except BadRequest:
-        raise UpstreamError(f"the storage listed {entry!r}, which is not inside the folder") from None
+        raise UpstreamError(
+            f"the storage listed {entry!r}, which is not inside the folder"
+        ) from None
 
 
 def _md5_of(download: Download) -> tuple[int, str]:

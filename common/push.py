@@ -90,7 +90,7 @@ class MultipartFile:
             for k, v in fields.items()
         )
         head += (
-            f"--{self.boundary}\r\nContent-Disposition: form-data; name=\"file\"; "
+            f'--{self.boundary}\r\nContent-Disposition: form-data; name="file"; '
             f"filename*=utf-8''{quote(filename, safe='')}\r\n"
             "Content-Type: application/octet-stream\r\n\r\n"
         ).encode()

@@ -267,7 +267,11 @@ class LocalArchive(_LocalBase):
             out.append({"projectId": project_id, "metadata": self._read_crate(folder)})
         return out
 
-    def create_project(self, who: Identity, metadata: Json | None) -> Json:
+    def create_project(
+        self, who: Identity, metadata: Json | None, *, idempotency_key: str | None = None
+    ) -> Json:
+        """A new project; ``idempotency_key`` is accepted and not needed (a local create
+        cannot lose its answer to an outside service)."""
         project_id = secrets.token_hex(8)
         folder = self._user(who) / project_id
         folder.mkdir(parents=True)
