@@ -108,6 +108,7 @@ class FakeZenodo:
         self.lose: list[Fault] = []  # matching requests are done, then the connection drops
         self.hold_store: threading.Event | None = None  # a PUT's store waits for this
         self.stored_event = threading.Event()  # set after every stored PUT
+        self.holds: list[tuple[str, str, threading.Event]] = []  # (method, path, release)
         self._windows: dict[str, tuple[float, int]] = {}
         self._ids = itertools.count(1001)
         self.lock = threading.Lock()
@@ -139,6 +140,13 @@ class FakeZenodo:
         """Do the next ``times`` matching requests, then drop the connection unanswered."""
         with self.lock:
             self.lose.append(Fault(0, method, path, times, {}, None))
+
+    def hold(self, *, method: str, path: str) -> threading.Event:
+        """Hold the next matching request (before its work) until the event is set."""
+        release = threading.Event()
+        with self.lock:
+            self.holds.append((method, path, release))
+        return release
 
     def file_bytes(self, dep_id: int, key: str) -> bytes:
         return self.depositions[dep_id].files[key].path.read_bytes()
@@ -240,6 +248,19 @@ class FakeZenodo:
             limited = self._rate_limited()
             if limited is not None:
                 return limited
+            with self.lock:
+                held = next(
+                    (
+                        h
+                        for h in self.holds
+                        if h[0] == request.method and re.search(h[1], request.path)
+                    ),
+                    None,
+                )
+                if held is not None:
+                    self.holds.remove(held)
+            if held is not None:
+                held[2].wait(30)
             fault = self._take_fault()
             if fault is not None:
                 resp = jsonify(fault.body or {"message": "injected", "status": fault.status})
