@@ -210,7 +210,7 @@ class ZenodoClient:
         url: str,
         *,
         idempotent: bool,
-        replayable: bool = True,
+        replayable: bool | Callable[[], bool] = True,
         **kwargs: Any,
     ) -> requests.Response:
         """One call with the fault policy of the module docstring; returns any answer."""

@@ -300,7 +300,7 @@ class ZenodoArchive:
         return [classic_entry(f) for f in dep.get("files") or [] if isinstance(f, dict)]
 
     def _crate(self, dep: Json, files: list[Json] | None = None) -> Json:
-        metadata = dep.get("metadata") if isinstance(dep.get("metadata"), dict) else {}
+        metadata: Json = dep["metadata"] if isinstance(dep.get("metadata"), dict) else {}
         return rocrate.zenodo_to_crate(metadata, files=files)
 
     # -- projects ----------------------------------------------------------------------
@@ -385,7 +385,7 @@ class ZenodoArchive:
         return str(doi)
 
     def _publish(self, zc: ZenodoClient, ck: tuple[str, str], project_id: str, dep: Json) -> Json:
-        metadata = dep.get("metadata") if isinstance(dep.get("metadata"), dict) else {}
+        metadata: Json = dep["metadata"] if isinstance(dep.get("metadata"), dict) else {}
         publish_problems(metadata)
         files = self._files_of(dep)
         names = {f["id"] for f in files}

@@ -30,7 +30,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import IO, Any
+from typing import IO, Any, BinaryIO, cast
 
 from common.errors import Conflict, PayloadTooLarge
 from common.streams import CHUNK_SIZE, Meter, SizedMeter, Upload, iter_file
@@ -196,7 +196,7 @@ class FileBody:
         self.passes += 1
         self.sent = 0
         self._spool.seek(0)
-        for chunk in iter_file(self._spool):
+        for chunk in iter_file(cast(BinaryIO, self._spool)):
             self.sent += len(chunk)
             yield chunk
 

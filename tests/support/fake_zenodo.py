@@ -19,6 +19,7 @@ import contextlib
 import hashlib
 import itertools
 import math
+import os
 import re
 import shutil
 import socket
@@ -109,6 +110,7 @@ class FakeZenodo:
         self.hold_store: threading.Event | None = None  # a PUT's store waits for this
         self.stored_event = threading.Event()  # set after every stored PUT
         self.holds: list[tuple[str, str, threading.Event]] = []  # (method, path, release)
+        self.fsync = False  # benchmarks: every stored file reaches the disk before the answer
         self._windows: dict[str, tuple[float, int]] = {}
         self._ids = itertools.count(1001)
         self.lock = threading.Lock()
@@ -233,8 +235,14 @@ class FakeZenodo:
         return app
 
     def _guards(self, app: Flask) -> None:
+        @app.get("/_fake/stats")
+        def _stats() -> Response:  # for benchmarks running the fake in its own process
+            return jsonify(requests=len(self.requests), refused_429=self.refused_429)
+
         @app.before_request
         def _check() -> Response | None:
+            if request.path == "/_fake/stats":
+                return None
             self.requests.append(
                 {
                     "method": request.method,
@@ -522,6 +530,9 @@ class FakeZenodo:
                 md5.update(chunk)
                 size += len(chunk)
                 out.write(chunk)
+            if self.fsync:
+                out.flush()
+                os.fsync(out.fileno())
         if size != length:
             target.unlink(missing_ok=True)
             return _err(400, "Received fewer bytes than Content-Length.")
@@ -593,8 +604,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--root", required=True)
     parser.add_argument("--token", action="append", default=[])
+    parser.add_argument("--rate-limit", type=int, help="requests per window and token")
+    parser.add_argument("--rate-window", type=float, default=60.0, help="seconds")
+    parser.add_argument("--fsync", action="store_true", help="fsync every stored file")
     args = parser.parse_args(argv)
     fake = FakeZenodo(Path(args.root))
+    fake.rate_limit, fake.rate_window, fake.fsync = args.rate_limit, args.rate_window, args.fsync
     for token in args.token:
         fake.add_token(token)
     make_server("127.0.0.1", args.port, fake.app, threaded=True).serve_forever()
