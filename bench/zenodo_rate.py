@@ -27,7 +27,8 @@ import time
 from pathlib import Path
 
 import requests
-from benchlib import start_fake_zenodo, start_gunicorn, stop, write_section
+from benchlib import start_fake_zenodo, stop, write_section
+from upload_zenodo import start_router
 
 TOKEN = "bench-rate-token"
 PER_DRAFT = 99
@@ -39,18 +40,7 @@ def run(files: int, limit: int, window: float) -> dict:
     fake, zenodo = start_fake_zenodo(
         work, TOKEN, "--rate-limit", str(limit), "--rate-window", str(window)
     )
-    router, url = start_gunicorn(
-        {
-            "CONNECTOR_DATA_DIR": str(work / "data"),
-            "CONNECTOR_METADATA": "zenodo",
-            "CONNECTOR_STORAGE": "none",
-            "ZENODO_ADDRESS": zenodo,
-            "ZENODO_OAUTH_CLIENT_ID": "bench",
-            "ZENODO_OAUTH_CLIENT_SECRET": "bench-secret",
-            "RDS_OAUTH_REDIRECT_URI": "http://127.0.0.1/redirect",
-        },
-        work / "router.log",
-    )
+    router, url = start_router(work, zenodo)
     uid = f"port-zenodo://bench@example.org:{TOKEN}"
     base = f"{url}/metadata/project"
     statuses: dict[int, int] = {}

@@ -11,7 +11,7 @@ import pytest
 import requests
 
 from tests.support.crates import crate
-from tests.support.fake_zenodo import FakeZenodo
+from tests.support.fake_zenodo import serving
 from tests.support.servers import ServerThread, router_process
 from tests.support.token_storage import TokenStorageDouble
 
@@ -33,13 +33,8 @@ CRATE = crate(
 
 @pytest.fixture
 def fake(tmp_path):
-    zen = FakeZenodo(tmp_path / "zenodo")
-    zen.add_token(TOKEN)
-    server = ServerThread(zen.app).start()
-    zen.url = server.url
-    yield zen
-    server.stop()
-    zen.close()
+    with serving(tmp_path / "zenodo", TOKEN) as zen:
+        yield zen
 
 
 @pytest.fixture

@@ -15,8 +15,7 @@ from common.errors import Conflict, ConnectorError, PayloadTooLarge
 from common.identity import Identity
 from common.streams import Upload
 from tests.support.crates import crate
-from tests.support.fake_zenodo import FakeZenodo
-from tests.support.servers import ServerThread
+from tests.support.fake_zenodo import FakeZenodo, serving
 
 TOKEN = "tok-races"
 WHO = Identity("alice@cloud.example.org", TOKEN)
@@ -28,13 +27,8 @@ CRATE = crate(
 
 @pytest.fixture
 def fake(tmp_path):
-    zen = FakeZenodo(tmp_path / "zenodo")
-    zen.add_token(TOKEN)
-    server = ServerThread(zen.app).start()
-    zen.url = server.url
-    yield zen
-    server.stop()
-    zen.close()
+    with serving(tmp_path / "zenodo", TOKEN) as zen:
+        yield zen
 
 
 def worker(fake: FakeZenodo, **kw) -> ZenodoArchive:

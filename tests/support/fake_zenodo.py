@@ -27,6 +27,7 @@ import tempfile
 import threading
 import time
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -554,6 +555,23 @@ class FakeZenodo:
         resp = jsonify(self._object_json(bucket, stored))
         resp.status_code = 201
         return resp
+
+
+@contextlib.contextmanager
+def serving(root: Path, *tokens: str) -> Iterator[FakeZenodo]:
+    """A fake on a loopback server thread accepting ``tokens``; ``.url`` is its address."""
+    from tests.support.servers import ServerThread
+
+    fake = FakeZenodo(root)
+    for token in tokens:
+        fake.add_token(token)
+    server = ServerThread(fake.app).start()
+    fake.url = server.url  # type: ignore[attr-defined]
+    try:
+        yield fake
+    finally:
+        server.stop()
+        fake.close()
 
 
 def _err(status: int, message: str, **extra: Any) -> Response:
