@@ -158,11 +158,14 @@ def _spawn(cmd: list[str], env: dict[str, str], log: Path, port: int) -> subproc
     return proc
 
 
-def start_fake_zenodo(work: Path, token: str) -> tuple[subprocess.Popen, str]:
-    """``tests/support/fake_zenodo.py`` in its own process, accepting ``token``."""
+def start_fake_zenodo(
+    work: Path, token: str, *extra: str, root: Path | None = None
+) -> tuple[subprocess.Popen, str]:
+    """``tests/support/fake_zenodo.py`` in its own process, accepting ``token``
+    (``extra``: its options, e.g. ``--rate-limit 100 --rate-window 6`` or ``--fsync``)."""
     port = free_port()
     cmd = [sys.executable, "-m", "tests.support.fake_zenodo", "--port", str(port)]
-    cmd += ["--root", str(work / "zenodo"), "--token", token]
+    cmd += ["--root", str(root or work / "zenodo"), "--token", token, *extra]
     return _spawn(cmd, {}, work / "fake-zenodo.log", port), f"http://127.0.0.1:{port}"
 
 

@@ -69,3 +69,19 @@ def metadata_field(fields: Mapping[str, Any]) -> dict[str, Any] | None:
 
         return crate_from_legacy(value)
     return check_crate(value)
+
+
+MAX_IDEMPOTENCY_KEY = 255
+
+
+def idempotency_key(headers: Mapping[str, str] | Any) -> str | None:
+    """The caller's ``Idempotency-Key`` header (printable ASCII, at most 255), or None."""
+    value = headers.get("Idempotency-Key")
+    if value is None or value == "":
+        return None
+    if len(value) > MAX_IDEMPOTENCY_KEY or not value.isascii() or not value.isprintable():
+        raise BadRequest(
+            f"Idempotency-Key must be printable ASCII of at most {MAX_IDEMPOTENCY_KEY} characters",
+            field="Idempotency-Key",
+        )
+    return value

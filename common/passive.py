@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 import requests
 
 from common.backends.base import Archive, Storage
-from common.bundle import Bundle, Member, Plan, ZipBundle, plan, possible_outputs
+from common.bundle import CRATE, Bundle, Member, Plan, ZipBundle, plan, possible_outputs
 from common.config import setting
 from common.errors import (
     BadRequest,
@@ -404,14 +404,16 @@ def _layout(archive: Archive, names: list[str], existing: dict[str, Any]) -> Pla
 
     The record's other files (neither a path of this run nor a bundle name it could make)
     take their slots first; files and bundles of an earlier run of the same folder are
-    replaced or skipped, so they do not count twice.
+    replaced or skipped, so they do not count twice. ``max_files`` counts the record's
+    files besides its ``ro-crate-metadata.json`` (Zenodo keeps a slot for it), so the crate
+    counts nowhere: neither among the others nor in this run.
     """
-    cap = getattr(archive, "max_files", None)
+    cap = archive.max_files
     if cap is None:
         return Plan(tuple(names))
     ours = possible_outputs(names)
-    others = sum(1 for name in existing if name not in ours)
-    return plan(names, max(cap - others, 0))
+    others = sum(1 for name in existing if name not in ours and name != CRATE)
+    return plan(names, max(cap - others, 0) + (CRATE in names))
 
 
 def _measure(

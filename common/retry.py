@@ -103,6 +103,10 @@ class RateBudget:
             return 0.0 if remaining > self.reserve else min(reset - now, self.max_wait)
 
 
+def _now(replayable: bool | Callable[[], bool]) -> bool:
+    return replayable if isinstance(replayable, bool) else replayable()
+
+
 def _number(value: str | None) -> float | None:
     try:
         return float(value) if value is not None else None
@@ -152,13 +156,14 @@ class Policy:
         sleep: Sleep = time.sleep,
         clock: Clock = time.time,
         idempotent: bool = True,
-        replayable: bool = True,
+        replayable: bool | Callable[[], bool] = True,
         log: Log | None = None,
         key: str | None = None,
     ) -> R:
         """Call ``send`` until it succeeds or the policy gives up; return the answer kept
-        (any status) or raise the last exception. ``key`` names the rate budget to use."""
-        retry = idempotent and replayable
+        (any status) or raise the last exception. ``key`` names the rate budget to use.
+        ``replayable`` may be a callable asked after each attempt (a body that can be sent
+        again only while a bounded part of it has been read)."""
         start = clock()
         attempt = 0
         while True:
@@ -167,6 +172,8 @@ class Policy:
             try:
                 answer = send()
             except self.exceptions as exc:
+                again = _now(replayable)
+                retry = idempotent and again
                 wait = self._next(self.delay(attempt) if retry else None, attempt, start, clock)
                 if wait is None:
                     raise
@@ -177,7 +184,9 @@ class Policy:
                     self.budget.note(key, headers, clock())
                 if not hasattr(answer, "status_code"):
                     return answer
-                found = self.wait_for(answer, attempt, retry, replayable, clock())
+                again = _now(replayable)
+                retry = idempotent and again
+                found = self.wait_for(answer, attempt, retry, again, clock())
                 wait = self._next(found, attempt, start, clock)
                 if wait is None:
                     return answer

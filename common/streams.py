@@ -10,11 +10,18 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import BinaryIO
+from typing import BinaryIO, Protocol
 
 from common.errors import BadRequest
 
 CHUNK_SIZE = 1024 * 1024
+
+
+class Hasher(Protocol):
+    """What ``Meter`` needs of a hash: ``hashlib.md5()`` or one fed from a helper thread."""
+
+    def update(self, data: bytes, /) -> None: ...
+    def hexdigest(self) -> str: ...
 
 
 def iter_file(fileobj: BinaryIO, chunk_size: int = CHUNK_SIZE) -> Iterator[bytes]:
@@ -34,12 +41,20 @@ class Meter:
     ``Content-Length``) never completes a body of the wrong length.
     """
 
-    def __init__(self, chunks: Iterable[bytes], expected: int | None = None, field: str = "file"):
+    def __init__(
+        self,
+        chunks: Iterable[bytes],
+        expected: int | None = None,
+        field: str = "file",
+        *,
+        hasher: Hasher | None = None,
+    ):
         self._chunks = chunks
         self.expected = expected
         self.field = field
         self.size = 0
-        self._md5 = hashlib.md5(usedforsecurity=False)
+        # an injected hasher (``update``/``hexdigest``) may hash on a helper thread
+        self.hasher: Hasher = hasher or hashlib.md5(usedforsecurity=False)
 
     def __iter__(self) -> Iterator[bytes]:
         source = iter(self._chunks)
@@ -54,7 +69,7 @@ class Meter:
             # of a stream that really was longer (a wrong size hint), and keep a cut file.
             if self.size == self.expected and any(extra for extra in source):
                 raise self._longer()
-            self._md5.update(chunk)
+            self.hasher.update(chunk)
             yield chunk
         if self.expected is not None and self.size != self.expected:
             raise BadRequest(
@@ -74,7 +89,7 @@ class Meter:
     @property
     def md5(self) -> str:
         """Hex MD5 of what has passed so far (the whole stream once iterated)."""
-        return self._md5.hexdigest()
+        return self.hasher.hexdigest()
 
 
 class SizedMeter(Meter):
@@ -84,8 +99,15 @@ class SizedMeter(Meter):
     a stream of unknown size must not have one (it goes out chunked instead).
     """
 
-    def __init__(self, chunks: Iterable[bytes], expected: int, field: str = "file"):
-        super().__init__(chunks, expected, field)
+    def __init__(
+        self,
+        chunks: Iterable[bytes],
+        expected: int,
+        field: str = "file",
+        *,
+        hasher: Hasher | None = None,
+    ):
+        super().__init__(chunks, expected, field, hasher=hasher)
 
     def __len__(self) -> int:
         return int(self.expected or 0)

@@ -9,8 +9,11 @@ Fault policy, in one place (``_send``, through ``common.retry``):
 - 429 is waited out (``Retry-After``, bounded by ``max_wait``) for every call whose body
   can be sent again -- Zenodo did not process the request;
 - 502/503/504 and connection errors are retried with capped exponential back-off only for
-  idempotent calls (GET, PUT of JSON, DELETE);
-- streamed uploads are never retried here: their body cannot be replayed.
+  idempotent calls (GET, PUT of JSON, DELETE, bucket PUTs);
+- a streamed upload is sent again only while its body says it can be (``replayable()``:
+  the backend keeps a replay window of the first MiBs on disk);
+- before every call, uploads included, ``RATE_BUDGET`` waits when the token's
+  ``X-RateLimit-Remaining`` is spent until its ``X-RateLimit-Reset``.
 The token goes only into the ``Authorization`` header of each request (never onto the
 shared session, never into a message).
 """
@@ -19,8 +22,8 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterable
-from typing import Any
+from collections.abc import Callable, Iterator
+from typing import Any, Protocol
 from urllib.parse import quote, urlsplit
 
 import requests
@@ -47,6 +50,15 @@ from common.useragent import USER_AGENT
 
 log = logging.getLogger("rds.zenodo")
 Json = dict[str, Any]
+
+
+class Replayable(Protocol):
+    """An upload body: iterable once per attempt, sized, and able to say if it can go again."""
+
+    def __iter__(self) -> Iterator[bytes]: ...
+    def __len__(self) -> int: ...
+    def replayable(self) -> bool: ...
+
 
 PAGE_SIZE = 100  # Zenodo's maximum page size
 MAX_PAGES = 1000  # 100 000 depositions: a bound, not a limit anyone reaches
@@ -205,7 +217,7 @@ class ZenodoClient:
         url: str,
         *,
         idempotent: bool,
-        replayable: bool = True,
+        replayable: bool | Callable[[], bool] = True,
         **kwargs: Any,
     ) -> requests.Response:
         """One call with the fault policy of the module docstring; returns any answer."""
@@ -260,15 +272,15 @@ class ZenodoClient:
     def _dep(self, dep_id: str | int) -> str:
         return f"{self.api}/deposit/depositions/{quote(str(dep_id), safe='')}"
 
-    def list_depositions(self) -> list[Json]:
-        """Every deposition of the user, all pages (Zenodo pages at most 100)."""
+    def list_depositions(self, *, status: str | None = None, pages: int = MAX_PAGES) -> list[Json]:
+        """The user's depositions, newest first, up to ``pages`` pages of 100 (all by
+        default); ``status`` ``draft`` or ``published`` filters on Zenodo's side."""
         out: list[Json] = []
-        for page in range(1, MAX_PAGES + 1):
-            batch = self._call(
-                "GET",
-                f"{self.api}/deposit/depositions",
-                params={"page": page, "size": PAGE_SIZE, "sort": "mostrecent"},
-            )
+        for page in range(1, pages + 1):
+            params: dict[str, Any] = {"page": page, "size": PAGE_SIZE, "sort": "mostrecent"}
+            if status:
+                params["status"] = status
+            batch = self._call("GET", f"{self.api}/deposit/depositions", params=params)
             if not isinstance(batch, list):
                 raise UpstreamError("Zenodo answered the deposition list with no list")
             out.extend(batch)
@@ -346,18 +358,20 @@ class ZenodoClient:
             raise UpstreamError("Zenodo answered the bucket listing without contents")
         return contents
 
-    def put_object(self, bucket: str, key: str, body: Iterable[bytes], size: int) -> Json:
+    def put_object(self, bucket: str, key: str, body: Replayable, size: int) -> Json:
         """Stream ``body`` (exactly ``size`` bytes; ``len(body)`` must say so) into the bucket.
 
-        Not retried: the stream cannot be sent twice. ``requests`` sends ``Content-Length``
-        because ``body`` has ``__len__``; chunked encoding, which Zenodo refuses, never happens.
+        Paced and retried like any call while ``body.replayable()`` holds (a 429, a
+        502/503/504, a reset): ``requests`` iterates the body afresh for each attempt.
+        ``requests`` sends ``Content-Length`` because ``body`` has ``__len__``; chunked
+        encoding, which Zenodo refuses, never happens.
         """
         headers = {"Content-Type": "application/octet-stream", "Content-Length": str(size)}
         resp = self._send(
             "PUT",
             self.bucket_url(bucket, key),
-            idempotent=False,
-            replayable=False,
+            idempotent=True,
+            replayable=body.replayable,
             data=body,
             headers=headers,
         )
@@ -366,6 +380,21 @@ class ZenodoClient:
         if not isinstance(answer, dict):
             raise UpstreamError("Zenodo answered the upload with no JSON object")
         return answer
+
+    def get_object(self, bucket: str, key: str, limit: int) -> bytes | None:
+        """A small object's bytes (at most ``limit``; ``None`` if absent or larger)."""
+        url = self.bucket_url(bucket, key)
+        resp = self._send("GET", url, idempotent=True, stream=True)
+        with resp:
+            if resp.status_code == 404:
+                return None
+            self.check(resp)
+            out = bytearray()
+            for chunk in resp.iter_content(65536):
+                out += chunk
+                if len(out) > limit:
+                    return None
+            return bytes(out)
 
     def delete_object(self, bucket: str, key: str) -> None:
         self._delete(self.bucket_url(bucket, key))

@@ -15,7 +15,7 @@ from __future__ import annotations
 import base64
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
@@ -23,7 +23,7 @@ from urllib.parse import quote
 import requests
 
 from common.backends.base import Json, LoginFailed
-from common.backends.zenodo import _sized_body
+from common.backends.zenodo_files import Body, sized_body
 from common.config import Settings, load_declared, setting
 from common.errors import (
     BadRequest,
@@ -39,14 +39,14 @@ from common.errors import (
 from common.identity import Identity
 from common.inveniordm_client import InvenioRDMClient, InvenioValidationError
 from common.paths import archive_name
-from common.retry import Policy
+from common.retry import Policy, token_key
 from common.rocrate.inveniordm import (
     crate_property_for,
     crate_to_inveniordm,
     field_of_value,
     inveniordm_to_crate,
 )
-from common.streams import SizedMeter, Upload
+from common.streams import CHUNK_SIZE, Upload
 from common.useragent import USER_AGENT
 
 log = logging.getLogger("rds.inveniordm")
@@ -54,6 +54,8 @@ log = logging.getLogger("rds.inveniordm")
 MAX_FILES = 100  # RECORDS_RESOURCES_FILES_MAX_FILES_COUNT's default
 MAX_RECORD_BYTES = 10 * 1000**3  # RDM_FILES_DEFAULT_QUOTA_SIZE's default
 MAX_KEY_CHARS = 255  # FILES_REST_OBJECT_KEY_MAX_LEN
+SERVICE_KEY = "inveniordm"
+SPOOL_LIMIT = 2 * 1024**3  # an upload of unknown size is spooled to disk up to this (413 above)
 MISSING = "Missing data for required field."  # a draft may lack these until publish
 _DOWN = (UpstreamUnavailable, UpstreamTimeout, UpstreamError)
 _ICON_SVG = (
@@ -111,6 +113,10 @@ class InvenioRDMArchive:
 
     needs_token = True
 
+    @property
+    def max_files(self) -> int:
+        return MAX_FILES  # read when asked, so tests can lower MAX_FILES
+
     def __init__(
         self,
         address: str,
@@ -134,6 +140,7 @@ class InvenioRDMArchive:
         self.connect_timeout = connect_timeout
         self.read_timeout = read_timeout
         self.login_attempts = login_attempts
+        self._created: dict[tuple[str, str], str] = {}  # (token hash, Idempotency-Key) -> id
 
     def __repr__(self) -> str:
         return f"InvenioRDMArchive({self.address!r})"
@@ -313,8 +320,19 @@ class InvenioRDMArchive:
         records = self.client(who).list_user_records()
         return [{"projectId": str(r["id"]), "metadata": self._crate(r)} for r in records]
 
-    def create_project(self, who: Identity, metadata: Json | None) -> Json:
+    def create_project(
+        self, who: Identity, metadata: Json | None, *, idempotency_key: str | None = None
+    ) -> Json:
+        """A new draft; a caller's retried create with the same ``Idempotency-Key`` gets the
+        draft the first one made (remembered by this process: InvenioRDM has no field to tag
+        a draft with that a user would not see)."""
         ic = self.client(who)
+        remembered = self._created.get((token_key(SERVICE_KEY, who.token), idempotency_key or ""))
+        if idempotency_key and remembered:
+            try:
+                return self.get_project_entry(ic, remembered)
+            except NotFound:
+                pass  # deleted since: make a new one
         body: Json = {
             "access": {"record": "public", "files": "public"},
             "files": {"enabled": True},
@@ -322,6 +340,12 @@ class InvenioRDMArchive:
         }
         record = self._save(ic, None, body)
         log.info("inveniordm.project.created id=%s", record.get("id"))
+        if idempotency_key:
+            self._created[(token_key(SERVICE_KEY, who.token), idempotency_key)] = str(record["id"])
+        return {"projectId": str(record["id"]), "metadata": self._crate(record)}
+
+    def get_project_entry(self, ic: InvenioRDMClient, project_id: str) -> Json:
+        record = self._state(ic, project_id)
         return {"projectId": str(record["id"]), "metadata": self._crate(record)}
 
     def get_project(self, who: Identity, project_id: str) -> Json:
@@ -410,34 +434,35 @@ class InvenioRDMArchive:
         ic = self.client(who)
         rid = str(self._draft(ic, project_id)["id"])
         present = self._present(ic, rid)
-        body, size = _sized_body(upload)
-        _check_limits(path, size, present)
-        if path in present:  # InvenioRDM refuses to init a key twice: replace = delete first
-            ic.delete_file(rid, path)
-        return self._upload(ic, rid, path, body, size)
+        # the same body as Zenodo's: exact size, a checked hint, or a bounded disk spool
+        body = sized_body(upload, window=0, spool_limit=SPOOL_LIMIT, path=path)
+        try:
+            _check_limits(path, body.size, present)
+            if path in present:  # InvenioRDM refuses to init a key twice: delete first
+                ic.delete_file(rid, path)
+            return self._upload(ic, rid, path, body)
+        finally:
+            body.close()
 
-    def _upload(
-        self, ic: InvenioRDMClient, rid: str, key: str, body: Iterable[bytes], size: int
-    ) -> Json:
-        meter = body if isinstance(body, SizedMeter) else SizedMeter(body, size, "file")
+    def _upload(self, ic: InvenioRDMClient, rid: str, key: str, body: Body) -> Json:
         ic.init_file(rid, key)
         try:
-            ic.put_content(rid, key, meter, size)
+            ic.put_content(rid, key, body, body.size)
             answer = ic.commit(rid, key)
         except BaseException:
             _discard(ic, rid, key)
             raise
         remote = str(answer.get("checksum") or "")
-        if remote != f"md5:{meter.md5}" or int(answer.get("size", -1)) != meter.size:
+        if remote != f"md5:{body.md5}" or int(answer.get("size", -1)) != body.size:
             _discard(ic, rid, key)
             raise UpstreamError(
                 f"{key!r} arrived damaged at InvenioRDM (checksum {remote or 'missing'}, "
-                f"sent md5:{meter.md5}); the remote copy was deleted",
+                f"sent md5:{body.md5}); the remote copy was deleted",
                 field="file",
                 extra={"notStored": [key]},
             )
-        log.info("inveniordm.upload.done id=%s size=%d md5=%s", rid, meter.size, meter.md5)
-        return {"id": key, "filename": key, "size": meter.size, "checksum": remote}
+        log.info("inveniordm.upload.done id=%s size=%d md5=%s", rid, body.size, body.md5)
+        return {"id": key, "filename": key, "size": body.size, "checksum": remote}
 
     def check_batch(
         self, who: Identity, project_id: str, entries: list[tuple[str, int | None]]
@@ -482,7 +507,12 @@ class InvenioRDMArchive:
             raise Conflict(f"a file named {new!r} exists already", field="filename")
         old = current[file_id]
         with ic.open_content(rid, file_id) as resp:
-            copied = self._upload(ic, rid, new, resp.iter_content(1024 * 1024), old["size"])
+            source = Upload(new, resp.iter_content(CHUNK_SIZE), size=int(old["size"]))
+            body = sized_body(source, window=0, spool_limit=SPOOL_LIMIT, path=new)
+            try:
+                copied = self._upload(ic, rid, new, body)
+            finally:
+                body.close()
         if copied["checksum"] != old["checksum"]:
             _discard(ic, rid, new)
             raise UpstreamError(f"the copy of {file_id!r} differs; nothing was renamed")

@@ -266,7 +266,11 @@ class LocalArchive(_LocalBase):
                 continue  # deleted while we listed: it is simply no longer there
         return out
 
-    def create_project(self, who: Identity, metadata: Json | None) -> Json:
+    def create_project(
+        self, who: Identity, metadata: Json | None, *, idempotency_key: str | None = None
+    ) -> Json:
+        """A new project; ``idempotency_key`` is accepted and not needed (a local create
+        cannot lose its answer to an outside service)."""
         project_id = secrets.token_hex(8)
         folder = self._user(who) / project_id
         folder.mkdir(parents=True)

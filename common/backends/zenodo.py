@@ -6,44 +6,78 @@ Boundary: RDS semantics on one side (project ids, RO-Crates, relative file paths
 bucket through a ``Meter`` that counts and hashes them, and the MD5 is compared with the
 checksum Zenodo answers. See docs/zenodo.md for the key mapping, limits and faults.
 
-File keys: Zenodo's names are flat, RDS sends relative paths. ``to_key`` escapes ``%`` as
-``%25`` and then ``/`` as ``%2F``; ``from_key`` undoes both in one pass. Escaping the
-escape character makes the mapping injective (``a/b`` and ``a%2Fb`` stay apart) and
-reversible, and RDS only ever sees the original paths as file ids and names.
+Split by concern: ``zenodo_keys`` (path <-> key, entries), ``zenodo_files`` (replayable
+bodies, the draft cache, locks), ``zenodo_upload`` (one PUT, reconciled, clean-up by
+ownership), ``zenodo_crate`` (the record's crate, publish rules, create tags). Under
+Zenodo's rate limit a steady stream of uploads costs one request per file: the draft's
+bucket and listing are cached per (token, project) and the PUT's answer confirms.
 """
 
 from __future__ import annotations
 
 import base64
 import logging
-import re
-import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 from urllib.parse import quote
 
 import requests
 
 from common import rocrate
 from common.backends.base import Json, LoginFailed
+from common.backends.zenodo_crate import (
+    CRATE_KEY,
+    crate_bytes,
+    create_tag,
+    parse_crate,
+    publish_problems,
+    tag_of,
+    tagged,
+    untagged,
+    with_files,
+)
+from common.backends.zenodo_files import (
+    Body,
+    Draft,
+    DraftCache,
+    KeyLocks,
+    MiB,
+    bytes_body,
+    sized_body,
+)
+from common.backends.zenodo_keys import (
+    answers_read_safely,
+    bucket_entry,
+    classic_entry,
+    entry,
+    from_key,
+    md5_checksum,
+    to_key,
+)
+from common.backends.zenodo_upload import (
+    check_batch_limits,
+    check_limits,
+    create_once,
+    find_tagged,
+    put_file,
+)
 from common.config import Settings, load_declared, setting
 from common.errors import (
     BadRequest,
     Conflict,
     ConnectorError,
+    Forbidden,
     NotFound,
     PayloadTooLarge,
-    UnprocessableContent,
     UpstreamError,
     UpstreamTimeout,
     UpstreamUnavailable,
 )
 from common.identity import Identity
 from common.paths import archive_name, relative_path
-from common.retry import Policy
-from common.streams import Meter, SizedMeter, Upload, iter_file
+from common.retry import Policy, token_key
+from common.streams import Upload
 from common.useragent import USER_AGENT
 from common.zenodo_client import (
     SCOPE_ACTIONS,
@@ -59,39 +93,14 @@ DEFAULT_ADDRESS = "https://sandbox.zenodo.org"
 MAX_FILES = 100
 MAX_RECORD_BYTES = 50 * 1000**3  # Zenodo's 50 GB per record
 MAX_KEY_BYTES = 255  # InvenioRDM's FILES_REST_OBJECT_KEY_MAX_LEN
+MAX_CRATE_BYTES = 16 * MiB  # a crate read back from the bucket at publish
 _DOWN = (UpstreamUnavailable, UpstreamTimeout, UpstreamError)  # login tries again on these
-_UNESCAPE = re.compile(r"%(25|2F)", re.IGNORECASE)
 _ICON_SVG = (
     b'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 16 16">'
     b'<circle cx="8" cy="8" r="7" fill="#1f78b4"/>'
     b'<path d="M5 5h6L5 11h6" stroke="#fff" stroke-width="1.5" fill="none"/></svg>'
 )
 ZENODO_ICON = "data:image/svg+xml;base64," + base64.b64encode(_ICON_SVG).decode()
-
-
-def to_key(path: str) -> str:
-    """Flat Zenodo key for a relative path: ``%`` -> ``%25``, then ``/`` -> ``%2F``."""
-    return path.replace("%", "%25").replace("/", "%2F")
-
-
-def from_key(key: str) -> str:
-    """The relative path of a key made by ``to_key`` (one pass, so it is exact)."""
-    return _UNESCAPE.sub(lambda m: "%" if m[1] == "25" else "/", key)
-
-
-def _entry(path: str, size: Any, checksum: Any) -> Json:
-    checksum = str(checksum or "")
-    if checksum and ":" not in checksum:
-        checksum = f"md5:{checksum}"
-    return {"id": path, "filename": path, "size": int(size or 0), "checksum": checksum}
-
-
-def _bucket_entry(obj: Json) -> Json:
-    return _entry(from_key(str(obj.get("key", ""))), obj.get("size"), obj.get("checksum"))
-
-
-def _classic_entry(obj: Json) -> Json:
-    return _entry(from_key(str(obj.get("filename", ""))), obj.get("filesize"), obj.get("checksum"))
 
 
 @dataclass(frozen=True)
@@ -107,55 +116,15 @@ class ZenodoSettings:
     help_url: str | None = setting("ZENODO_HELP_URL")
     icon: str | None = setting("ZENODO_ICON")
     project_link_template: str | None = setting("ZENODO_PROJECT_LINK_TEMPLATE")
+    # the first MiBs of each upload kept on disk so a 429/5xx/reset can be retried
+    replay_window_mib: int = setting("ZENODO_REPLAY_WINDOW_MIB", "int", 8, hi=4096)
+    # the longest Retry-After (and rate-limit reset) waited out before answering 429/503
+    max_retry_after: int = setting("ZENODO_MAX_RETRY_AFTER", "int", 60, hi=3600)
+    # uploads without a size are spooled to disk up to this, refused (413) above it
+    spool_limit_mib: int = setting("ZENODO_SPOOL_LIMIT_MIB", "int", 2048, lo=1)
 
 
-_ROUTE_METHODS = (
-    "list_projects",
-    "create_project",
-    "get_project",
-    "update_project",
-    "publish_project",
-    "delete_project",
-    "list_files",
-    "store_file",
-    "delete_files",
-    "get_file",
-    "update_file",
-    "delete_file",
-    "check_batch",
-)
-
-
-def _answers_read_safely(cls: type) -> type:
-    """Wrap each route method: an answer of Zenodo's that lacks a field or has one of the
-    wrong type (``KeyError``, ``TypeError``, ``ValueError``, ``AttributeError`` while we read
-    it) is a 502 problem, not a bare 500. Our own checks raise ``ConnectorError`` subclasses,
-    which pass through unchanged."""
-
-    def wrap(method: Callable[..., Any]) -> Callable[..., Any]:
-        def wrapper(*args: Any, **kwargs: Any) -> Any:
-            try:
-                return method(*args, **kwargs)
-            except (KeyError, TypeError, ValueError, AttributeError) as exc:
-                log.warning(
-                    "zenodo.answer_unreadable method=%s error=%s",
-                    method.__name__,
-                    exc.__class__.__name__,
-                    exc_info=True,
-                )
-                raise UpstreamError("Zenodo answered in a shape the connector cannot read") from exc
-
-        wrapper.__name__ = method.__name__
-        wrapper.__doc__ = method.__doc__
-        return wrapper
-
-    for name in _ROUTE_METHODS:
-        if hasattr(cls, name):
-            setattr(cls, name, wrap(getattr(cls, name)))
-    return cls
-
-
-@_answers_read_safely
+@answers_read_safely
 class ZenodoArchive:
     """Metadata interface on Zenodo depositions; one instance serves every user."""
 
@@ -163,7 +132,8 @@ class ZenodoArchive:
 
     @property
     def max_files(self) -> int:
-        return MAX_FILES  # read when asked, so tests can lower MAX_FILES
+        # read when asked, so tests can lower MAX_FILES; one slot stays the record's crate
+        return MAX_FILES - 1
 
     def __init__(
         self,
@@ -178,6 +148,10 @@ class ZenodoArchive:
         connect_timeout: float = 10.0,
         read_timeout: float = 600.0,
         login_attempts: int = 5,
+        replay_window: int = 8 * MiB,
+        max_wait: float = 60.0,
+        spool_limit: int = 2048 * MiB,
+        cache_ttl: float = 60.0,
     ) -> None:
         self.address = address.rstrip("/")
         self._client_id = client_id
@@ -190,6 +164,12 @@ class ZenodoArchive:
         self.connect_timeout = connect_timeout
         self.read_timeout = read_timeout
         self.login_attempts = login_attempts
+        self.replay_window = replay_window
+        self.max_wait = max_wait
+        self.spool_limit = spool_limit
+        self.drafts = DraftCache(ttl=cache_ttl)  # bucket link + listing per (token, project)
+        self.key_locks = KeyLocks()  # one upload per (bucket, key) in this process
+        self.project_locks = KeyLocks()  # one publish per (token, project) in this process
 
     def __repr__(self) -> str:
         return f"ZenodoArchive({self.address!r})"
@@ -215,6 +195,9 @@ class ZenodoArchive:
             session=session,
             connect_timeout=settings.connect_timeout,
             read_timeout=settings.read_timeout,
+            replay_window=own.replay_window_mib * MiB,
+            max_wait=float(own.max_retry_after),
+            spool_limit=own.spool_limit_mib * MiB,
         )
 
     def client(self, who: Identity | None) -> ZenodoClient:
@@ -226,7 +209,12 @@ class ZenodoArchive:
             sleep=self.sleep,
             connect_timeout=self.connect_timeout,
             read_timeout=self.read_timeout,
+            max_wait=self.max_wait,
         )
+
+    def _ck(self, who: Identity, project_id: str) -> tuple[str, str]:
+        """The cache key of a user's project (the token only as a hash)."""
+        return token_key(self.address, who.require_token()), project_id
 
     # -- init --------------------------------------------------------------------------
     def login(self) -> None:
@@ -314,11 +302,11 @@ class ZenodoArchive:
         )
 
     def _files_of(self, dep: Json) -> list[Json]:
-        return [_classic_entry(f) for f in dep.get("files") or [] if isinstance(f, dict)]
+        return [classic_entry(f) for f in dep.get("files") or [] if isinstance(f, dict)]
 
     def _crate(self, dep: Json, files: list[Json] | None = None) -> Json:
-        metadata = dep.get("metadata")
-        return rocrate.zenodo_to_crate(metadata if isinstance(metadata, dict) else {}, files=files)
+        metadata: Json = dep["metadata"] if isinstance(dep.get("metadata"), dict) else {}
+        return rocrate.zenodo_to_crate(metadata, files=files)
 
     # -- projects ----------------------------------------------------------------------
     def list_projects(self, who: Identity) -> list[Json]:
@@ -327,13 +315,22 @@ class ZenodoArchive:
             for dep in self.client(who).list_depositions()
         ]
 
-    def create_project(self, who: Identity, metadata: Json | None) -> Json:
+    def create_project(
+        self, who: Identity, metadata: Json | None, *, idempotency_key: str | None = None
+    ) -> Json:
+        """Create a draft, at most once per ``idempotency_key`` (and per lost answer)."""
+        zc = self.client(who)
         mapped = rocrate.crate_to_zenodo(metadata) if metadata is not None else None
-        try:
-            dep = self.client(who).create_deposition(mapped)
-        except ZenodoValidationError as exc:
-            raise self._named(exc) from exc
-        log.info("zenodo.project.created id=%s", dep.get("id"))
+        tag = create_tag(self.address, who.user, idempotency_key)
+        dep = find_tagged(zc, tag) if idempotency_key else None
+        if dep is not None:
+            log.info("zenodo.project.replayed id=%s", dep.get("id"))
+        else:
+            try:
+                dep = create_once(zc, tagged(mapped, tag), tag, sleep=self.sleep)
+            except ZenodoValidationError as exc:
+                raise self._named(exc) from exc
+            log.info("zenodo.project.created id=%s", dep.get("id"))
         return {"projectId": str(dep["id"]), "metadata": self._crate(dep)}
 
     def get_project(self, who: Identity, project_id: str) -> Json:
@@ -341,6 +338,7 @@ class ZenodoArchive:
         return self._crate(dep, self._files_of(dep))
 
     def update_project(self, who: Identity, project_id: str, metadata: Json | None) -> Json:
+        """Replace the draft's metadata and store the crate as given (with its files)."""
         zc = self.client(who)
         if metadata is None:
             dep = self._deposition(zc, project_id)
@@ -351,27 +349,81 @@ class ZenodoArchive:
             dep = zc.update_deposition(project_id, mapped)
         except ZenodoValidationError as exc:
             raise self._named(exc) from exc
-        return self._crate(dep, self._files_of(dep))
+        files = self._files_of(dep)
+        if len(files) < MAX_FILES or CRATE_KEY in {f["id"] for f in files}:
+            self._put_crate(zc, self._ck(who, project_id), self._bucket(dep), metadata, files)
+        else:
+            log.warning("zenodo.crate.skipped id=%s reason=record_full", project_id)
+        return self._crate(dep, files)
+
+    def _put_crate(
+        self, zc: ZenodoClient, ck: tuple[str, str], bucket: str, crate: Json, files: list[Json]
+    ) -> None:
+        """Write ``ro-crate-metadata.json``: ``crate`` plus a File entity per key."""
+        body = bytes_body(crate_bytes(with_files(crate, files)))
+        try:
+            with self.key_locks.hold((bucket, CRATE_KEY)):
+                answer = zc.put_object(bucket, CRATE_KEY, body, body.size)
+        finally:
+            body.close()
+        draft = self.drafts.get(ck)
+        if draft is not None:
+            self.drafts.settle(draft, CRATE_KEY, (body.size, str(answer.get("checksum"))))
 
     def publish_project(self, who: Identity, project_id: str) -> str:
-        """Publish (a published project answers its DOI again); returns the DOI."""
+        """Publish (a published project answers its DOI again); returns the DOI.
+
+        Concurrent publishes of one record all answer its DOI: one at a time per process,
+        and a refusal is checked against the record's state (another worker may have won).
+        """
         zc = self.client(who)
-        dep = self._deposition(zc, project_id)
-        if not is_published(dep):
-            try:
-                dep = zc.publish(project_id)
-            except ZenodoValidationError as exc:
-                raise self._named(exc) from exc
+        ck = self._ck(who, project_id)
+        with self.project_locks.hold(ck):
+            dep = self._deposition(zc, project_id)
+            if not is_published(dep):
+                dep = self._publish(zc, ck, project_id, dep)
+        self.drafts.drop(ck)
         doi = dep.get("doi") or (dep.get("metadata") or {}).get("doi")
         if not doi:
             raise UpstreamError("Zenodo published the record but answered no DOI")
         log.info("zenodo.project.published id=%s doi=%s", project_id, doi)
         return str(doi)
 
+    def _publish(self, zc: ZenodoClient, ck: tuple[str, str], project_id: str, dep: Json) -> Json:
+        metadata: Json = dep["metadata"] if isinstance(dep.get("metadata"), dict) else {}
+        publish_problems(metadata)
+        files = self._files_of(dep)
+        names = {f["id"] for f in files}
+        if CRATE_KEY not in names and len(names) >= MAX_FILES:
+            raise Conflict(
+                f"the record holds {len(names)} files, Zenodo's maximum, and no room is left "
+                f"for its {CRATE_KEY}: remove one file (or zip some) before publishing",
+                field="files",
+            )
+        try:
+            bucket = self._bucket(dep)
+            stored = (
+                zc.get_object(bucket, CRATE_KEY, MAX_CRATE_BYTES) if CRATE_KEY in names else None
+            )
+            crate = parse_crate(stored) or self._crate(dep)
+            self._put_crate(zc, ck, bucket, crate, files)
+            if tag_of(metadata):
+                zc.update_deposition(project_id, untagged(metadata))
+            return zc.publish(project_id)
+        except (ZenodoValidationError, Conflict, Forbidden) as exc:
+            current = zc.get_deposition(project_id)
+            if is_published(current):  # another request published it meanwhile
+                log.info("zenodo.publish.concurrent id=%s", project_id)
+                return current
+            if isinstance(exc, ZenodoValidationError):
+                raise self._named(exc) from exc
+            raise
+
     def delete_project(self, who: Identity, project_id: str) -> None:
         zc = self.client(who)
         self._draft(zc, project_id)
         zc.delete_deposition(project_id)
+        self.drafts.drop(self._ck(who, project_id))
 
     # -- files -------------------------------------------------------------------------
     def _bucket(self, dep: Json) -> str:
@@ -383,21 +435,35 @@ class ZenodoArchive:
     def _listing(self, zc: ZenodoClient, dep: Json) -> list[Json]:
         """Entries of the deposition's files: from its bucket if it has one (drafts)."""
         if (dep.get("links") or {}).get("bucket"):
-            return [_bucket_entry(o) for o in zc.list_bucket(self._bucket(dep))]
+            return [bucket_entry(o) for o in zc.list_bucket(self._bucket(dep))]
         return self._files_of(dep)
+
+    def _draft_state(self, zc: ZenodoClient, ck: tuple[str, str], project_id: str) -> Draft:
+        """The cached draft, or one read now (one GET: the deposition lists its files)."""
+        draft = self.drafts.get(ck)
+        if draft is not None:
+            return draft
+        dep = self._draft(zc, project_id)
+        objects = [
+            {"key": f.get("filename"), "size": f.get("filesize"), "checksum": md5_checksum(f)}
+            for f in dep.get("files") or []
+            if isinstance(f, dict)
+        ]
+        return self.drafts.put(ck, self._bucket(dep), objects)
 
     def list_files(self, who: Identity, project_id: str) -> list[Json]:
         zc = self.client(who)
         return sorted(self._listing(zc, self._deposition(zc, project_id)), key=lambda e: e["id"])
 
     def get_file(self, who: Identity, project_id: str, file_id: str) -> Json:
-        for entry in self.list_files(who, project_id):
-            if entry["id"] == file_id:
-                return entry
+        for found in self.list_files(who, project_id):
+            if found["id"] == file_id:
+                return found
         raise NotFound(f"no file {file_id!r} in this project", field="fileId")
 
     def store_file(self, who: Identity, project_id: str, upload: Upload) -> Json:
-        """Stream one file into the draft's bucket and verify its MD5 against Zenodo's."""
+        """Stream one file into the draft's bucket: one Zenodo request in steady state
+        (the PUT, whose answer is the confirmation); see ``zenodo_upload``."""
         path = relative_path(upload.filename, "filename")
         key = to_key(path)
         if len(key.encode("utf-8")) > MAX_KEY_BYTES:
@@ -405,31 +471,60 @@ class ZenodoArchive:
                 f"{path!r} becomes a Zenodo name over {MAX_KEY_BYTES} bytes", field="filename"
             )
         zc = self.client(who)
-        bucket = self._bucket(self._draft(zc, project_id))
-        present = {str(o.get("key")): int(o.get("size") or 0) for o in zc.list_bucket(bucket)}
-        body, size = _sized_body(upload)
-        _check_limits(path, key, size, present)
+        ck = self._ck(who, project_id)
+        draft = self._draft_state(zc, ck, project_id)
+        body = sized_body(
+            upload, window=self.replay_window, spool_limit=self.spool_limit, path=path
+        )
         try:
-            answer = zc.put_object(bucket, key, body, size)
-        except Exception:
-            # The body may have arrived whole before the answer was lost (or before our own
-            # stream turned out longer than announced): a failure must not
-            # leave the file in the record. A key that existed before is left alone (its
-            # delete would lose the user's earlier version).
-            if key not in present:
-                _discard(zc, bucket, key)
-            raise
-        remote = str(answer.get("checksum") or "")
-        if remote != f"md5:{body.md5}" or int(answer.get("size") or -1) != body.size:
-            _discard(zc, bucket, key)
-            raise UpstreamError(
-                f"{path!r} arrived damaged at Zenodo (checksum {remote or 'missing'}, "
-                f"sent md5:{body.md5}); the remote copy was deleted",
-                field="file",
-                extra={"notStored": [path]},
+            with self.key_locks.hold((draft.bucket, key)):
+                self.drafts.reserve(draft, key, body.size, self._limits(path, key, body.size))
+                stored: tuple[int, str] | None = None
+                try:
+                    stored = self._put(zc, ck, project_id, draft, key, path, body)
+                finally:
+                    self.drafts.settle(draft, key, stored)
+        finally:
+            body.close()
+        log.info("zenodo.upload.done id=%s size=%d md5=%s", project_id, stored[0], body.md5)
+        return entry(path, stored[0], stored[1])
+
+    @staticmethod
+    def _limits(path: str, key: str, size: int) -> Callable[[dict[str, int]], None]:
+        def check(others: dict[str, int]) -> None:
+            check_limits(
+                path,
+                key,
+                size,
+                others,
+                crate_key=CRATE_KEY,
+                max_files=MAX_FILES,
+                max_bytes=MAX_RECORD_BYTES,
             )
-        log.info("zenodo.upload.done id=%s size=%d md5=%s", project_id, body.size, body.md5)
-        return _entry(path, body.size, remote)
+
+        return check
+
+    def _put(
+        self,
+        zc: ZenodoClient,
+        ck: tuple[str, str],
+        project_id: str,
+        draft: Draft,
+        key: str,
+        path: str,
+        body: Body,
+    ) -> tuple[int, str]:
+        try:
+            return put_file(zc, draft.bucket, key, path, body, sleep=self.sleep)
+        except (Forbidden, NotFound):
+            # The cached bucket may be stale (published or deleted meanwhile): the fresh
+            # state says which (409 published, 404 gone); otherwise the refusal stands.
+            self.drafts.drop(ck)
+            self._draft(zc, project_id)
+            raise
+        except (Conflict, PayloadTooLarge, BadRequest):
+            self.drafts.drop(ck)  # Zenodo's limits disagreed with our view: read it again
+            raise
 
     def check_batch(
         self, who: Identity, project_id: str, entries: list[tuple[str, int | None]]
@@ -437,34 +532,23 @@ class ZenodoArchive:
         """Refuse a batch the record cannot hold (file count, known bytes) before any byte.
 
         Paths already in the record are replaced, so they count once; sizes that are
-        ``None`` count as 0 here and are checked per file by ``store_file``.
+        ``None`` count as 0 here and are checked per file by ``store_file``. The record
+        keeps one slot for its crate. The fresh state also refills the draft cache.
         """
         zc = self.client(who)
-        bucket = self._bucket(self._draft(zc, project_id))
-        present = {str(o.get("key")): int(o.get("size") or 0) for o in zc.list_bucket(bucket)}
+        ck = self._ck(who, project_id)
+        self.drafts.drop(ck)
+        draft = self._draft_state(zc, ck, project_id)
+        present = {k: size for k, (size, _) in draft.files.items()}
         batch = {to_key(relative_path(name, "filename")): size for name, size in entries}
-        new = [from_key(k) for k in batch if k not in present]
-        if len(present) + len(new) > MAX_FILES:
-            raise Conflict(
-                f"the Zenodo record holds {len(present)} files and this transfer adds "
-                f"{len(new)} more; Zenodo allows {MAX_FILES} per record, so nothing was "
-                "transferred (zip folders to send more)",
-                field="folder",
-                extra={"notStored": sorted(from_key(k) for k in batch)},
-            )
-        kept = sum(s for k, s in present.items() if k not in batch)
-        known = sum(s or 0 for s in batch.values())
-        if kept + known > MAX_RECORD_BYTES:
-            raise PayloadTooLarge(
-                f"the transfer would take the Zenodo record to {kept + known} bytes, past "
-                "Zenodo's 50 GB; nothing was transferred",
-                field="folder",
-                extra={"notStored": sorted(from_key(k) for k in batch)},
-            )
+        check_batch_limits(
+            present, batch, crate_key=CRATE_KEY, max_files=MAX_FILES, max_bytes=MAX_RECORD_BYTES
+        )
 
     def update_file(self, who: Identity, project_id: str, file_id: str, changes: Json) -> Json:
         """Rename (``filename``/``newfilename``) through the classic files API."""
         zc = self.client(who)
+        self.drafts.drop(self._ck(who, project_id))
         dep = self._draft(zc, project_id)
         current = {e["id"]: e for e in self._listing(zc, dep)}
         if file_id not in current:
@@ -488,10 +572,11 @@ class ZenodoArchive:
         if zid is None:
             raise NotFound(f"no file {file_id!r} in this project", field="fileId")
         renamed = zc.rename_file(project_id, zid, to_key(new))
-        return {**_classic_entry(renamed), "size": current[file_id]["size"]}
+        return {**classic_entry(renamed), "size": current[file_id]["size"]}
 
     def delete_file(self, who: Identity, project_id: str, file_id: str) -> None:
         zc = self.client(who)
+        self.drafts.drop(self._ck(who, project_id))
         bucket = self._bucket(self._draft(zc, project_id))
         try:
             zc.delete_object(bucket, to_key(relative_path(file_id, "fileId")))
@@ -501,6 +586,7 @@ class ZenodoArchive:
     def delete_files(self, who: Identity, project_id: str) -> None:
         """Delete every file; a failure names the files that are still there."""
         zc = self.client(who)
+        self.drafts.drop(self._ck(who, project_id))
         bucket = self._bucket(self._draft(zc, project_id))
         keys = [str(o["key"]) for o in zc.list_bucket(bucket)]
         for done, key in enumerate(keys):
@@ -511,65 +597,6 @@ class ZenodoArchive:
             except ConnectorError as exc:
                 exc.extra["notDeleted"] = [from_key(k) for k in keys[done:]]
                 raise
-
-
-def _sized_body(upload: Upload) -> tuple[Meter, int]:
-    """A body of known size for Zenodo: exact size, verified hint, or a disk spool."""
-    if upload.size is not None:
-        return upload.meter(), upload.size
-    if upload.size_hint is not None:
-        return upload.meter(hinted=True), upload.size_hint
-    spool = tempfile.TemporaryFile()  # noqa: SIM115 - closed when the body is exhausted
-    size = 0
-    try:
-        for chunk in upload.chunks:
-            spool.write(chunk)
-            size += len(chunk)
-        spool.seek(0)
-    except BaseException:
-        spool.close()
-        raise
-
-    def chunks() -> Iterator[bytes]:
-        with spool:
-            yield from iter_file(spool)
-
-    return SizedMeter(chunks(), size), size
-
-
-def _check_limits(path: str, key: str, size: int, present: dict[str, int]) -> None:
-    """Zenodo's per-record limits, refused before a byte is sent."""
-    if size == 0:
-        raise UnprocessableContent(
-            f"{path!r} is empty and Zenodo refuses empty files; it was not uploaded",
-            field="file",
-            extra={"notStored": [path]},
-        )
-    others = {k: s for k, s in present.items() if k != key}
-    if len(others) + 1 > MAX_FILES:
-        raise Conflict(
-            f"the Zenodo record holds {len(others)} files and allows {MAX_FILES}: "
-            f"{path!r} was not uploaded; to send more, let the connector pull the folder "
-            "(passive transfer, fileTransferMode 1: it zips subfolders to fit) or send "
-            "folders as zip files (fileTransferArchive 1)",
-            field="file",
-            extra={"notStored": [path]},
-        )
-    if sum(others.values()) + size > MAX_RECORD_BYTES:
-        raise PayloadTooLarge(
-            f"{path!r} would take the record past Zenodo's 50 GB; it was not uploaded",
-            field="file",
-            extra={"notStored": [path]},
-        )
-
-
-def _discard(zc: ZenodoClient, bucket: str, key: str) -> None:
-    try:
-        zc.delete_object(bucket, key)
-    except NotFound:
-        return  # nothing arrived: nothing to remove
-    except ConnectorError:  # the 502 below says what happened; a leftover is logged
-        log.error("zenodo.upload.discard_failed key_bytes=%d", len(key))
 
 
 __all__ = ["SCOPE_ACTIONS", "SCOPE_WRITE", "ZenodoArchive", "from_key", "to_key"]

@@ -54,7 +54,6 @@ from common.rocrate.vocab import (
     UPLOAD_TYPES,
 )
 from common.rocrate.zenodo import (
-    DEFAULT_LICENSE,
     DEFAULT_TITLE,
     DEFAULT_UPLOAD_TYPE,
     FIELD_TO_PROPERTY,
@@ -67,7 +66,6 @@ from common.rocrate.zenodo import (
 __all__ = [
     "CONTRIBUTOR_PROPERTIES",
     "CONTRIBUTOR_TYPES",
-    "DEFAULT_LICENSE",
     "DEFAULT_TITLE",
     "DEFAULT_UPLOAD_TYPE",
     "DESCRIPTOR_NAMES",

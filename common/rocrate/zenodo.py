@@ -24,15 +24,16 @@ datePublished               publication_date ``YYYY-MM-DD``; ``2017`` -> ``2017-
 creator (author)            creators ``{"name": "Family, Given", "orcid", "affiliation"}``;
                             Organizations by name; default: the ``mainEntity``'s creator or
                             author (a workflow's), then ``publisher``, then
-                            ``sourceOrganization``, else ``[{"name": "Unknown"}]``
+                            ``sourceOrganization``; else none (no placeholder: the
+                            backend refuses to publish a record without creators)
 contributor, editor,        contributors with type Other, Editor, Producer, RightsHolder,
 producer, copyrightHolder   ContactPerson
 accountablePerson
 license                     license id (``cc-by-4.0``, ``cc-zero``, ``mit`` ...); ported CC
                             licences Zenodo lacks map to the generic one plus a
                             ``Licence: URL`` note; none on the root: the one licence all
-                            licensed ``hasPart`` entities share; default ``cc-by-4.0``
-                            (access is always ``open``); an unknown licence is a 400
+                            licensed ``hasPart`` entities share; else none (no default:
+                            publish is refused without one); an unknown licence is a 400
 keywords                    keywords (comma-separated string or list, deduplicated)
 @type, additionalType,      upload_type (+ publication_type / image_type); default dataset
 genre, mainEntity
@@ -108,7 +109,6 @@ from common.rocrate.vocab import (
 )
 
 DEFAULT_TITLE = "Untitled"
-DEFAULT_LICENSE = "cc-by-4.0"
 DEFAULT_UPLOAD_TYPE = "dataset"
 UNKNOWN_CREATOR = "Unknown"
 
@@ -157,7 +157,8 @@ def _unique(agents: list[Agent]) -> list[dict[str, str]]:
 
 
 def _creators(graph: Graph, root: dict[str, Any]) -> list[dict[str, str]]:
-    return _unique(creators(graph, root)) or [{"name": UNKNOWN_CREATOR}]
+    """The crate's creators; none when it names none (never a placeholder)."""
+    return _unique(creators(graph, root))
 
 
 def _contributors(graph: Graph, root: dict[str, Any]) -> list[dict[str, str]]:
@@ -168,10 +169,10 @@ def _contributors(graph: Graph, root: dict[str, Any]) -> list[dict[str, str]]:
     return out
 
 
-def _license(graph: Graph, root: dict[str, Any]) -> tuple[str, str | None]:
+def _license(graph: Graph, root: dict[str, Any]) -> tuple[str | None, str | None]:
     values = license_values(graph, root)
     if not values:
-        return DEFAULT_LICENSE, None
+        return None, None  # nobody chose one: none is written (publish then refuses)
     seen: list[str] = []
     for value in values:
         for text in license_texts(graph, value):
@@ -278,7 +279,8 @@ def _description(root: dict[str, Any], title: str) -> str:
 
 
 def crate_to_zenodo(crate: dict[str, Any], *, today: _dt.date | None = None) -> dict[str, Any]:
-    """The Zenodo classic deposition ``metadata`` for an RO-Crate (defaults filled in)."""
+    """The Zenodo classic deposition ``metadata`` for an RO-Crate: title, description, date
+    and type defaulted; creators and licence only as the crate gives them."""
     graph = Graph(crate)
     root = root_of(graph)
     title = first_text(root, "name", "headline") or DEFAULT_TITLE
@@ -289,12 +291,12 @@ def crate_to_zenodo(crate: dict[str, Any], *, today: _dt.date | None = None) -> 
         "title": title,
         "description": _description(root, title),
         "publication_date": published or (today or _dt.date.today()).isoformat(),
-        "creators": _creators(graph, root),
         "access_right": "open",
-        "license": license_id,
         **_upload_type(graph, root),
     }
     optional: dict[str, Any] = {
+        "creators": _creators(graph, root),
+        "license": license_id,
         "contributors": _contributors(graph, root),
         "keywords": keywords(graph, root),
         "version": first_text(root, "version"),

@@ -5,6 +5,7 @@ Layer 2 drives it."""
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 
 import pytest
@@ -98,10 +99,8 @@ def test_backend_against_the_fake_faults(fake) -> None:
     assert archive.list_files(who, pid) == []
     # InvenioRDM-shaped validation errors name the RO-Crate property too
     fake.error_shape = "invenio"
-    archive.update_project(who, pid, crate({}))  # an empty root: the defaults make it valid
+    archive.update_project(who, pid, CRATE)
     archive.store_file(who, pid, Upload("a.txt", iter([b"a"]), size=1))
-    fake.depositions[int(pid)].metadata["creators"] = [{"affiliation": "x"}]
-    fake.depositions[int(pid)].metadata.pop("description", None)
     fake.inject(
         400,
         method="POST",
@@ -111,6 +110,13 @@ def test_backend_against_the_fake_faults(fake) -> None:
     with pytest.raises(BadRequest) as err:
         archive.publish_project(who, pid)
     assert err.value.field == "creator"
+    # a record without a creator is refused by the connector itself, before Zenodo
+    creators = fake.depositions[int(pid)].metadata["creators"]
+    fake.depositions[int(pid)].metadata["creators"] = [{"affiliation": "x"}]
+    with pytest.raises(BadRequest) as own:
+        archive.publish_project(who, pid)
+    assert own.value.field == "creator" and not fake.depositions[int(pid)].submitted
+    fake.depositions[int(pid)].metadata["creators"] = creators
     # 429 is waited out, 503 on a read is retried, 401/403 become clear problems
     fake.inject(429, path=f"/depositions/{pid}$", headers={"Retry-After": "0"})
     fake.inject(503, path=f"/depositions/{pid}$")
@@ -196,7 +202,15 @@ def test_sync_workflow_through_the_router(fake, tmp_path) -> None:
 
             dep = fake.depositions[int(pid)]
             for name, data in files.items():
-                assert fake.file_bytes(int(pid), to_key(name)) == data
+                if name != "ro-crate-metadata.json":
+                    assert fake.file_bytes(int(pid), to_key(name)) == data
+            # the uploaded "{}" is no crate: the record's crate is rebuilt from its metadata,
+            # with a File entity (size, format, MD5) per deposited key
+            record_crate = json.loads(fake.file_bytes(int(pid), "ro-crate-metadata.json"))
+            parts = {e["name"]: e for e in record_crate["@graph"] if e.get("@type") == "File"}
+            assert {n: int(e["contentSize"]) for n, e in parts.items()} == {
+                n: len(d) for n, d in files.items() if n != "ro-crate-metadata.json"
+            }
             assert dep.metadata["title"] == "Sync test"
             assert dep.metadata["license"] == "cc-by-4.0"
             assert [c["name"] for c in dep.metadata["creators"]] == [

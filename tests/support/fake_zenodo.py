@@ -7,21 +7,27 @@ It enforces what real Zenodo enforces where a connector can tell (see
 (400), at most 100 files per record, the required metadata and at least one file on
 publish (400 in Zenodo's ``errors`` shape, or InvenioRDM's ``messages`` shape on demand),
 MD5 checksums in every file answer, 201/202/204 as Zenodo uses them, and any status (429
-with ``Retry-After``, 5xx) injected on demand. Uploads stream to disk in 1 MiB chunks:
+with ``Retry-After``, 5xx) injected on demand. For races: ``lose_answer`` does a request's
+work and then drops the connection unanswered; ``hold_store`` keeps a PUT's body
+unstored until an event is set (Zenodo finishing after the client gave up). Uploads stream to disk in 1 MiB chunks:
 nothing holds a body in memory, so a benchmark can send gigabytes.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import itertools
 import math
+import os
 import re
 import shutil
+import socket
 import tempfile
 import threading
 import time
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -100,6 +106,12 @@ class FakeZenodo:
         self.rate_window = 60.0
         self.clock = time.time
         self.refused_429 = 0
+        # races (issue 13): answers dropped after the work is done, stores held back
+        self.lose: list[Fault] = []  # matching requests are done, then the connection drops
+        self.hold_store: threading.Event | None = None  # a PUT's store waits for this
+        self.stored_event = threading.Event()  # set after every stored PUT
+        self.holds: list[tuple[str, str, threading.Event]] = []  # (method, path, release)
+        self.fsync = False  # benchmarks: every stored file reaches the disk before the answer
         self._windows: dict[str, tuple[float, int]] = {}
         self._ids = itertools.count(1001)
         self.lock = threading.Lock()
@@ -126,6 +138,18 @@ class FakeZenodo:
         """Answer the next ``times`` matching requests with ``status`` (regex on the path)."""
         with self.lock:
             self.faults.append(Fault(status, method, path, times, dict(headers or {}), body))
+
+    def lose_answer(self, *, method: str, path: str, times: int = 1) -> None:
+        """Do the next ``times`` matching requests, then drop the connection unanswered."""
+        with self.lock:
+            self.lose.append(Fault(0, method, path, times, {}, None))
+
+    def hold(self, *, method: str, path: str) -> threading.Event:
+        """Hold the next matching request (before its work) until the event is set."""
+        release = threading.Event()
+        with self.lock:
+            self.holds.append((method, path, release))
+        return release
 
     def file_bytes(self, dep_id: int, key: str) -> bytes:
         return self.depositions[dep_id].files[key].path.read_bytes()
@@ -212,8 +236,14 @@ class FakeZenodo:
         return app
 
     def _guards(self, app: Flask) -> None:
+        @app.get("/_fake/stats")
+        def _stats() -> Response:  # for benchmarks running the fake in its own process
+            return jsonify(requests=len(self.requests), refused_429=self.refused_429)
+
         @app.before_request
         def _check() -> Response | None:
+            if request.path == "/_fake/stats":
+                return None
             self.requests.append(
                 {
                     "method": request.method,
@@ -227,6 +257,19 @@ class FakeZenodo:
             limited = self._rate_limited()
             if limited is not None:
                 return limited
+            with self.lock:
+                held = next(
+                    (
+                        h
+                        for h in self.holds
+                        if h[0] == request.method and re.search(h[1], request.path)
+                    ),
+                    None,
+                )
+                if held is not None:
+                    self.holds.remove(held)
+            if held is not None:
+                held[2].wait(30)
             fault = self._take_fault()
             if fault is not None:
                 resp = jsonify(fault.body or {"message": "injected", "status": fault.status})
@@ -249,6 +292,11 @@ class FakeZenodo:
         @app.after_request
         def _rate_headers(resp: Response) -> Response:
             resp.headers.update(request.environ.get("fake.rate_headers", {}))
+            if resp.status_code < 300 and self._take(self.lose) is not None:
+                sock = request.environ.get("werkzeug.socket")
+                if sock is not None:  # the work is done; the answer never leaves
+                    with contextlib.suppress(OSError):
+                        sock.shutdown(socket.SHUT_RDWR)
             return resp
 
     def _rate_limited(self) -> Response | None:
@@ -281,15 +329,18 @@ class FakeZenodo:
         return resp  # the body stays unread (the server then closes the connection)
 
     def _take_fault(self) -> Fault | None:
+        return self._take(self.faults)
+
+    def _take(self, faults: list[Fault]) -> Fault | None:
         with self.lock:
-            for fault in self.faults:
+            for fault in faults:
                 if fault.method and fault.method != request.method:
                     continue
                 if fault.path and not re.search(fault.path, request.path):
                     continue
                 fault.times -= 1
                 if fault.times <= 0:
-                    self.faults.remove(fault)
+                    faults.remove(fault)
                 return fault
         return None
 
@@ -299,6 +350,9 @@ class FakeZenodo:
             page = int(request.args.get("page", 1))
             size = min(int(request.args.get("size", 10)), 100)
             mine = [d for d in self.depositions.values() if d.owner == request.environ["fake.user"]]
+            status = request.args.get("status")
+            if status in ("draft", "published"):
+                mine = [d for d in mine if d.submitted == (status == "published")]
             mine.sort(key=lambda d: -d.id)
             return jsonify([self._dep_json(d) for d in mine[(page - 1) * size : page * size]])
 
@@ -403,6 +457,25 @@ class FakeZenodo:
             contents = [self._object_json(bucket, f) for f in list(dep.files.values())]
             return jsonify({"contents": contents, "id": bucket, "locked": dep.submitted})
 
+        @app.get("/api/files/<bucket>/<path:key>")
+        def _get_object(bucket: str, key: str) -> Response:
+            dep = self._bucket_dep(bucket)
+            if isinstance(dep, Response):
+                return dep
+            found = dep.files.get(key)
+            if found is None:
+                return _err(404, "Object does not exist.")
+            path = found.path
+
+            def chunks() -> Any:
+                with open(path, "rb") as src:
+                    while chunk := src.read(CHUNK):
+                        yield chunk
+
+            resp = Response(chunks(), mimetype="application/octet-stream")
+            resp.headers["Content-Length"] = str(found.size)
+            return resp
+
         @app.put("/api/files/<bucket>/<path:key>")
         def _put(bucket: str, key: str) -> Response:
             dep = self._bucket_dep(bucket)
@@ -458,10 +531,17 @@ class FakeZenodo:
                 md5.update(chunk)
                 size += len(chunk)
                 out.write(chunk)
+            if self.fsync:
+                out.flush()
+                os.fsync(out.fileno())
         if size != length:
             target.unlink(missing_ok=True)
             return _err(400, "Received fewer bytes than Content-Length.")
         digest = md5.hexdigest()
+        held = self.hold_store
+        if held is not None:  # a slow store: Zenodo finishes after the client gave up
+            self.hold_store = None
+            held.wait(30)
         if self.corrupt_next_upload:
             self.corrupt_next_upload = False
             digest = "0" * 32
@@ -471,9 +551,27 @@ class FakeZenodo:
             dep.files[key] = stored
         if old is not None:
             old.path.unlink(missing_ok=True)
+        self.stored_event.set()
         resp = jsonify(self._object_json(bucket, stored))
         resp.status_code = 201
         return resp
+
+
+@contextlib.contextmanager
+def serving(root: Path, *tokens: str) -> Iterator[FakeZenodo]:
+    """A fake on a loopback server thread accepting ``tokens``; ``.url`` is its address."""
+    from tests.support.servers import ServerThread
+
+    fake = FakeZenodo(root)
+    for token in tokens:
+        fake.add_token(token)
+    server = ServerThread(fake.app).start()
+    fake.url = server.url  # type: ignore[attr-defined]
+    try:
+        yield fake
+    finally:
+        server.stop()
+        fake.close()
 
 
 def _err(status: int, message: str, **extra: Any) -> Response:
@@ -524,8 +622,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--root", required=True)
     parser.add_argument("--token", action="append", default=[])
+    parser.add_argument("--rate-limit", type=int, help="requests per window and token")
+    parser.add_argument("--rate-window", type=float, default=60.0, help="seconds")
+    parser.add_argument("--fsync", action="store_true", help="fsync every stored file")
     args = parser.parse_args(argv)
     fake = FakeZenodo(Path(args.root))
+    fake.rate_limit, fake.rate_window, fake.fsync = args.rate_limit, args.rate_window, args.fsync
     for token in args.token:
         fake.add_token(token)
     make_server("127.0.0.1", args.port, fake.app, threaded=True).serve_forever()

@@ -210,8 +210,18 @@ def test_the_size_comes_from_a_one_byte_range_answer(status, content_range, leng
 
 # -- active mode -------------------------------------------------------------------------
 def test_active_uploads_over_zenodos_cap_are_told_how_to_send_more() -> None:
+    from common.backends.zenodo_upload import check_limits
+
     present = {f"k{i}": 1 for i in range(zenodo.MAX_FILES)}
     with pytest.raises(Conflict) as err:
-        zenodo._check_limits("one-more.txt", "one-more.txt", 1, present)
+        check_limits(
+            "one-more.txt",
+            "one-more.txt",
+            1,
+            present,
+            crate_key=zenodo.CRATE_KEY,
+            max_files=zenodo.MAX_FILES,
+            max_bytes=zenodo.MAX_RECORD_BYTES,
+        )
     assert err.value.status == 409 and err.value.field == "file"
     assert "passive transfer" in err.value.detail and "fileTransferArchive" in err.value.detail

@@ -123,14 +123,14 @@ def test_too_many_entities_are_refused():
 # --- rules -------------------------------------------------------------------------------------
 
 
-def test_defaults_fill_everything_zenodo_requires():
+def test_defaults_fill_the_form_but_invent_no_creator_and_no_licence():
+    # Creators and licence are claims about people and rights: an empty crate gets neither
+    # (publish then refuses with a 400 naming the property; issue 13).
     assert zen() == {
         "title": "Untitled",
         "description": "Untitled",
         "publication_date": "2026-11-27",
-        "creators": [{"name": "Unknown"}],
         "access_right": "open",
-        "license": "cc-by-4.0",
         "upload_type": "dataset",
     }
 
@@ -494,7 +494,7 @@ REAL_CRATES: dict[str, dict[str, Any]] = {
         "description": "Palliative care planning for nursing home residents with advanced"
         " dementia ...",
         "publication_date": "2017-01-01",
-        "creators": [{"name": "Unknown"}],
+        # no creator in the crate: none is invented (publish refuses it)
         "access_right": "open",
         "license": "cc-by-nc-sa-3.0",
         "upload_type": "dataset",
@@ -517,7 +517,7 @@ REAL_CRATES: dict[str, dict[str, Any]] = {
         "title": "Legacy Dataset for Testing",
         "description": "This is a minimal legacy RO-Crate root entity for tests.",
         "publication_date": "2017-01-01",
-        "creators": [{"name": "Unknown"}],
+        # no creator in the crate: none is invented (publish refuses it)
         "access_right": "open",
         "license": "cc-by-nc-sa-3.0",
         "upload_type": "dataset",
@@ -552,7 +552,7 @@ REAL_CRATES: dict[str, dict[str, Any]] = {
         "title": "Example crate",
         "description": "An example RO-Crate",
         "publication_date": "2026-01-28",
-        "creators": [{"name": "Unknown"}],
+        # no creator in the crate: none is invented (publish refuses it)
         "access_right": "open",
         "license": "cc-zero",
         "upload_type": "dataset",
@@ -568,7 +568,7 @@ REAL_CRATES: dict[str, dict[str, Any]] = {
         "title": "sort-and-change-case",
         "description": "sort lines and change text to upper case",
         "publication_date": TODAY.isoformat(),  # the crate has no datePublished
-        "creators": [{"name": "Unknown"}],
+        # no creator in the crate: none is invented (publish refuses it)
         "access_right": "open",
         "license": "apache-2.0",
         "upload_type": "software",
@@ -589,7 +589,7 @@ REAL_CRATES: dict[str, dict[str, Any]] = {
         "publication_date": "2018-06-20",
         "creators": [{"name": "CNR-ISMAR"}],
         "access_right": "open",
-        "license": "cc-by-4.0",
+        # the crate names no licence: none is chosen for it (publish refuses)
         "upload_type": "dataset",
         "contributors": [{"name": "ELSEVIER SCI LTD", "type": "RightsHolder"}],
         "related_identifiers": [
@@ -761,8 +761,8 @@ def test_licence_only_on_files_is_used_when_they_agree():
         {"@id": "b.csv", "@type": "File", "license": "MIT"},
     )
     assert crate_to_zenodo(doc, today=TODAY)["license"] == "mit"
-    doc["@graph"][-1]["license"] = "Apache-2.0"  # files disagree: the default, not a guess
-    assert crate_to_zenodo(doc, today=TODAY)["license"] == "cc-by-4.0"
+    doc["@graph"][-1]["license"] = "Apache-2.0"  # files disagree: no licence, not a guess
+    assert "license" not in crate_to_zenodo(doc, today=TODAY)
 
 
 @pytest.mark.parametrize(

@@ -15,6 +15,7 @@ from responses import matchers
 from common import rocrate
 from common.backends.base import LoginFailed
 from common.backends.zenodo import ZenodoArchive, from_key, to_key
+from common.backends.zenodo_crate import CRATE_KEY, tag_of, untagged
 from common.config import load_settings
 from common.errors import (
     BadRequest,
@@ -76,6 +77,10 @@ def dep(dep_id: int = 7, *, published: bool = False, files=(), **metadata) -> di
     return out
 
 
+PUBLISHABLE = {"creators": [{"name": "Example, Alice"}], "license": "cc-by-4.0"}
+ONE_FILE = [{"id": "f", "filename": "d%2Fx.csv", "filesize": 3, "checksum": "abc"}]
+
+
 def objects(*keys_sizes) -> dict:
     return {
         "contents": [
@@ -121,17 +126,17 @@ def test_list_projects_maps_each_deposition_with_its_files(archive) -> None:
 
 @responses.activate
 def test_create_with_and_without_metadata(archive) -> None:
-    responses.post(DEPS, status=201, json=dep(9), match=[matchers.json_params_matcher({})])
-    responses.post(
-        DEPS,
-        status=201,
-        json=dep(10),
-        match=[matchers.json_params_matcher({"metadata": rocrate.crate_to_zenodo(CRATE)})],
-    )
+    responses.post(DEPS, status=201, json=dep(9))
+    responses.post(DEPS, status=201, json=dep(10))
     assert archive.create_project(WHO, None)["projectId"] == "9"
     created = archive.create_project(WHO, CRATE)
     assert created["projectId"] == "10"
     assert rocrate.find_root(created["metadata"])["name"] == "Soil samples"
+    sent = [json.loads(c.request.body)["metadata"] for c in responses.calls]
+    # each draft carries its create tag (a lost answer is found by it), nothing else added
+    assert all(tag_of(m) for m in sent) and tag_of(sent[0]) != tag_of(sent[1])
+    assert untagged(sent[0]) == {}
+    assert untagged(sent[1]) == rocrate.crate_to_zenodo(CRATE)
 
 
 @responses.activate
@@ -145,7 +150,11 @@ def test_get_and_update_from_the_crate(archive) -> None:
         match=[matchers.json_params_matcher({"metadata": mapped})],
     )
     assert rocrate.find_root(archive.get_project(WHO, "7"))["name"] == "Soil samples"
+    crate_put = responses.add_callback(
+        responses.PUT, f"{BUCKET}/ro-crate-metadata.json", callback=bucket_put(CRATE_KEY)
+    )
     updated = archive.update_project(WHO, "7", CRATE)
+    assert crate_put.call_count == 1  # the record carries the crate as given
     assert len(rocrate.find_root(updated)["creator"]) == 2
     assert rocrate.find_root(archive.update_project(WHO, "7", None))["name"] == "Soil samples"
 
@@ -190,17 +199,31 @@ def test_unknown_and_non_numeric_ids_are_404(archive) -> None:
 
 @responses.activate
 def test_publish_answers_the_doi_and_is_idempotent(archive) -> None:
-    responses.get(f"{DEPS}/7", json=dep(7))
+    responses.get(f"{DEPS}/7", json=dep(7, files=ONE_FILE, **PUBLISHABLE))
+    seen: dict = {}
+    responses.add_callback(
+        responses.PUT,
+        f"{BUCKET}/ro-crate-metadata.json",
+        callback=bucket_put(CRATE_KEY, seen=seen),
+    )
     responses.post(f"{DEPS}/7/actions/publish", status=202, json=dep(7, published=True))
     assert archive.publish_project(WHO, "7") == "10.5072/zenodo.7"
+    crate = json.loads(seen["data"])
+    part = next(e for e in crate["@graph"] if e["@id"] == "d/x.csv")
+    assert (part["contentSize"], part["encodingFormat"]) == ("3", "text/csv")
+    assert part["identifier"]["value"] == "abc"
     responses.replace(responses.GET, f"{DEPS}/7", json=dep(7, published=True))
     assert archive.publish_project(WHO, "7") == "10.5072/zenodo.7"
     assert len([c for c in responses.calls if c.request.method == "POST"]) == 1
 
 
 @responses.activate
-def test_publish_without_files_names_haspart_or_files(archive) -> None:
-    responses.get(f"{DEPS}/7", json=dep(7))
+def test_publish_without_files_names_files(archive) -> None:
+    """Zenodo's own refusal is named too (the crate file does not count as data)."""
+    responses.get(f"{DEPS}/7", json=dep(7, files=ONE_FILE, **PUBLISHABLE))
+    responses.add_callback(
+        responses.PUT, f"{BUCKET}/ro-crate-metadata.json", callback=bucket_put(CRATE_KEY)
+    )
     responses.post(
         f"{DEPS}/7/actions/publish",
         status=400,
@@ -212,6 +235,25 @@ def test_publish_without_files_names_haspart_or_files(archive) -> None:
     with pytest.raises(BadRequest) as err:
         archive.publish_project(WHO, "7")
     assert "files: Minimum one file" in err.value.detail and err.value.field == "files"
+
+
+@pytest.mark.parametrize(
+    ("metadata", "field"),
+    [
+        ({"license": "cc-by-4.0"}, "creator"),
+        ({"license": "cc-by-4.0", "creators": [{"name": "Unknown"}]}, "creator"),
+        ({"creators": [{"name": "Example, Alice"}], "access_right": "open"}, "license"),
+    ],
+)
+@responses.activate
+def test_publish_without_creator_or_licence_is_400_and_sends_nothing(
+    archive, metadata, field
+) -> None:
+    responses.get(f"{DEPS}/7", json=dep(7, files=ONE_FILE, **metadata))
+    with pytest.raises(BadRequest) as err:
+        archive.publish_project(WHO, "7")
+    assert err.value.field == field and field in err.value.detail
+    assert [c.request.method for c in responses.calls] == ["GET"]
 
 
 @pytest.mark.parametrize("status", [201, 204])
@@ -372,13 +414,27 @@ def test_store_of_unknown_size_spools_to_disk_first(archive) -> None:
 @responses.activate
 def test_checksum_mismatch_deletes_the_remote_file_and_is_502(archive) -> None:
     responses.get(f"{DEPS}/7", json=dep(7))
-    responses.get(BUCKET, json=objects())
+    damaged = {"key": "f", "size": 4, "checksum": "md5:" + "0" * 32}
+    responses.get(BUCKET, json={"contents": [damaged]})
     responses.add_callback(responses.PUT, f"{BUCKET}/f", callback=bucket_put("f", corrupt=True))
     deleted = responses.delete(f"{BUCKET}/f", status=204)
     with pytest.raises(UpstreamError) as err:
         archive.store_file(WHO, "7", Upload("f", iter([b"data"]), size=4))
     assert err.value.status == 502 and err.value.extra["notStored"] == ["f"]
     assert deleted.call_count == 1
+
+
+@responses.activate
+def test_a_damaged_copy_replaced_meanwhile_is_not_deleted(archive) -> None:
+    """Clean-up owns only the object its own PUT confirmed (size and checksum compared)."""
+    responses.get(f"{DEPS}/7", json=dep(7))
+    good = {"key": "f", "size": 4, "checksum": "md5:" + hashlib.md5(b"data").hexdigest()}
+    responses.get(BUCKET, json={"contents": [good]})  # another request stored it whole
+    responses.add_callback(responses.PUT, f"{BUCKET}/f", callback=bucket_put("f", corrupt=True))
+    deleted = responses.delete(f"{BUCKET}/f", status=204)
+    with pytest.raises(UpstreamError):
+        archive.store_file(WHO, "7", Upload("f", iter([b"data"]), size=4))
+    assert deleted.call_count == 0
 
 
 @responses.activate
@@ -393,19 +449,19 @@ def test_empty_file_is_refused_before_any_byte_is_sent(archive) -> None:
 
 @responses.activate
 def test_the_101st_file_is_refused_but_replacing_one_is_not(archive) -> None:
-    responses.get(f"{DEPS}/7", json=dep(7))
-    responses.get(BUCKET, json=objects(*[(f"f{i}", 1) for i in range(100)]))
+    full = [{"filename": f"f{i}", "filesize": 1, "checksum": "c"} for i in range(99)]
+    responses.get(f"{DEPS}/7", json=dep(7, files=full))  # 99 and the crate's slot
     with pytest.raises(Conflict) as err:
         archive.store_file(WHO, "7", Upload("new", iter([b"x"]), size=1))
     assert "100" in err.value.detail and err.value.extra["notStored"] == ["new"]
+    assert "ro-crate-metadata.json" in err.value.detail
     responses.add_callback(responses.PUT, f"{BUCKET}/f3", callback=bucket_put("f3"))
     assert archive.store_file(WHO, "7", Upload("f3", iter([b"x"]), size=1))["size"] == 1
 
 
 @responses.activate
 def test_over_50_gb_per_record_is_413_before_sending(archive) -> None:
-    responses.get(f"{DEPS}/7", json=dep(7))
-    responses.get(BUCKET, json=objects(("big", 1)))
+    responses.get(f"{DEPS}/7", json=dep(7, files=[{"filename": "big", "filesize": 1}]))
     never = iter(())  # no byte is read: the refusal comes from the announced size
     with pytest.raises(PayloadTooLarge):
         archive.store_file(WHO, "7", Upload("huge", never, size=50 * 1000**3))
@@ -516,6 +572,7 @@ def test_an_answer_missing_its_id_is_a_502_not_a_crash(monkeypatch) -> None:
     from common.zenodo_client import ZenodoClient
 
     archive = ZenodoArchive.__new__(ZenodoArchive)
+    archive.address, archive.sleep = "http://z.test", lambda s: None
     monkeypatch.setattr(ZenodoClient, "create_deposition", lambda self, *a, **k: {"links": {}})
     monkeypatch.setattr(
         ZenodoArchive, "client", lambda self, who: ZenodoClient("http://z.test", "t"), raising=False

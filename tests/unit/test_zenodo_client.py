@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 
 import pytest
@@ -9,6 +10,7 @@ import requests
 import responses
 from responses import matchers
 
+from common.backends.zenodo_files import MiB, ReplayBody
 from common.errors import (
     Conflict,
     ConnectorError,
@@ -22,7 +24,7 @@ from common.errors import (
     UpstreamUnavailable,
 )
 from common.runtime import USER_AGENT
-from common.streams import Meter, SizedMeter
+from common.streams import SizedMeter
 from common.zenodo_client import ZenodoClient, ZenodoValidationError, retry_after
 
 Z = "http://zenodo.test"
@@ -344,7 +346,7 @@ def test_both_validation_error_shapes_are_parsed(zc) -> None:
 
 
 @responses.activate
-def test_bucket_put_streams_with_content_length_and_no_retry(zc) -> None:
+def test_bucket_put_streams_with_content_length(zc, tmp_path) -> None:
     seen = {}
 
     def callback(request):
@@ -353,21 +355,51 @@ def test_bucket_put_streams_with_content_length_and_no_retry(zc) -> None:
         return 201, {}, json.dumps({"key": "a%2Fb.csv", "size": 6, "checksum": "md5:x"})
 
     responses.add_callback(responses.PUT, f"{BUCKET}/a%252Fb.csv", callback=callback)
-    meter = SizedMeter(iter([b"abc", b"def"]), 6)
-    answer = zc.put_object(BUCKET, "a%2Fb.csv", meter, 6)
+    body = ReplayBody(SizedMeter(iter([b"abc", b"def"]), 6), 6, window=8 * MiB)
+    answer = zc.put_object(BUCKET, "a%2Fb.csv", body, 6)
     assert answer["size"] == 6
     assert seen["headers"]["Content-Length"] == "6"
     assert "Transfer-Encoding" not in seen["headers"]
     assert seen["headers"]["Content-Type"] == "application/octet-stream"
-    assert seen["body_type"] == "SizedMeter"  # the stream object itself, never a joined buffer
+    assert seen["body_type"] == "ReplayBody"  # the stream object itself, never a joined buffer
+
+
+class Received:
+    """A bucket PUT callback that reads the streamed body, answering ``statuses`` in turn."""
+
+    def __init__(self, *statuses: int) -> None:
+        self.statuses = list(statuses)
+        self.bodies: list[bytes] = []
+
+    def __call__(self, request):
+        data = b"".join(request.body)
+        self.bodies.append(data)
+        status = self.statuses.pop(0) if self.statuses else 201
+        checksum = "md5:" + hashlib.md5(data).hexdigest()
+        headers = {"Retry-After": "3"} if status == 429 else {}
+        return status, headers, json.dumps({"key": "k", "size": len(data), "checksum": checksum})
 
 
 @responses.activate
-def test_bucket_put_is_not_retried_on_503(zc, sleeps) -> None:
-    responses.put(f"{BUCKET}/k", status=503)
+def test_bucket_put_within_the_window_is_sent_again_whole(zc, sleeps) -> None:
+    """429 (its Retry-After waited) and 503: the body is replayed from the spool."""
+    received = Received(429, 503)
+    responses.add_callback(responses.PUT, f"{BUCKET}/k", callback=received)
+    chunks = [b"a" * 1000, b"b" * 1000, b"c" * 10]
+    body = ReplayBody(SizedMeter(iter(chunks), 2010), 2010, window=8 * MiB)
+    assert zc.put_object(BUCKET, "k", body, 2010)["size"] == 2010
+    assert received.bodies == [b"".join(chunks)] * 3
+    assert sleeps[0] == 3.0 and len(sleeps) == 2
+    assert body.md5 == hashlib.md5(b"".join(chunks)).hexdigest()  # hashed once, not thrice
+
+
+@responses.activate
+def test_bucket_put_past_the_window_is_not_retried(zc, sleeps) -> None:
+    responses.add_callback(responses.PUT, f"{BUCKET}/k", callback=Received(503))
+    body = ReplayBody(SizedMeter(iter([b"x" * 10, b"y" * 10]), 20), 20, window=10)
     with pytest.raises(UpstreamUnavailable):
-        zc.put_object(BUCKET, "k", Meter(iter([b"x"]), 1), 1)
-    assert len(responses.calls) == 1 and sleeps == []
+        zc.put_object(BUCKET, "k", body, 20)
+    assert len(responses.calls) == 1 and sleeps == [] and not body.replayable()
 
 
 @responses.activate
