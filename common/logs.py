@@ -52,14 +52,15 @@ GUNICORN_LOGGERS = ("gunicorn.error", "gunicorn.access")
 
 
 class JsonFormatter(logging.Formatter):
-    """One JSON object per record: ``time`` (UTC, ISO 8601), ``level``, ``logger``,
-    ``message`` and, for a failure, ``exception``."""
+    """One JSON object per record: ``time`` (UTC, ISO 8601), ``level``, ``logger``, ``pid``
+    (which gunicorn worker), ``message`` and, for a failure, ``exception``."""
 
     def format(self, record: logging.LogRecord) -> str:
         entry = {
             "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
             "level": record.levelname,
             "logger": record.name,
+            "pid": record.process,
             "message": record.getMessage(),
         }
         if record.exc_info:
