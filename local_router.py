@@ -134,22 +134,33 @@ def main() -> int:
         runtime = Runtime.build()
         app = create_app(runtime)
     except ConfigError as exc:
-        print(f"configuration error: {exc}", file=sys.stderr)
+        lines = "".join(f"\n  {problem}" for problem in exc.problems)
+        print(f"configuration error ({len(exc.problems)}):{lines}", file=sys.stderr)
         return 2
     except (LoginFailed, RegistrationFailed) as exc:
         print(f"init failed: {exc}", file=sys.stderr)
         return 1
-    from werkzeug.serving import run_simple
+    from werkzeug.serving import make_server
 
     settings = runtime.settings
-    log.info(
+    try:
+        server = make_server(settings.host, settings.port, app, threaded=True)
+    except OSError as exc:  # a busy port, an address not ours: said before anything listens
+        log.error("router.bind_failed host=%s port=%d error=%s", settings.host, settings.port, exc)
+        return 1
+    log.info(  # only now: the socket is bound and listening
         "router.listening host=%s port=%d servicename=%s routes=%d",
         settings.host,
-        settings.port,
+        server.server_port,
         settings.servicename,
         len(routes_for(settings.interfaces)),
     )
-    run_simple(settings.host, settings.port, app, threaded=True, use_reloader=False)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
     return 0
 
 

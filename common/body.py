@@ -22,6 +22,7 @@ from common.metadata import parse_json
 from common.multipart import MAX_FIELD_BYTES, MultipartReader, Part
 
 DRAIN_LIMIT = 64 * 1024 * 1024
+SECRET_FIELDS = ("userId", "apiKey")  # they carry tokens: refused in the query string
 
 
 @dataclass
@@ -58,9 +59,17 @@ class Body:
     def fields(self) -> dict[str, Any]:
         """The request's fields: JSON object or form, over the query string's. In a
         multipart body, the fields before the first file part (later ones join as
-        ``files()`` passes them)."""
+        ``files()`` passes them). Credentials never come from the query string, which
+        proxies and access logs keep: a ``userId`` there is a 400 naming it."""
         if self._fields is None:
-            self._fields = {**self.request.args.to_dict(), **self._parse()}
+            query = self.request.args.to_dict()
+            for name in SECRET_FIELDS:
+                if name in query:
+                    raise BadRequest(
+                        f"send {name} in the body or form, never in the query string",
+                        field=name,
+                    )
+            self._fields = {**query, **self._parse()}
         return self._fields
 
     def files(self) -> Iterator[FilePart]:

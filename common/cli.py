@@ -1,4 +1,5 @@
-"""The ``rds-connector`` command: serve the router, or push a folder through a connector.
+"""The ``rds-connector`` command: serve the router, check a deployment, or push a folder
+through a connector.
 
 click, because Flask already brings it (no new dependency) and it gives subcommands,
 typed options, and a progress bar that draws only on a terminal.
@@ -18,7 +19,7 @@ from common.push import ConnectorClient, Entry, PushError, iter_report, plan, pu
 
 @click.group()
 def main() -> None:
-    """RDS connector kit: run a connector, or send a folder through one."""
+    """RDS connector kit: run a connector, check one, or send a folder through one."""
 
 
 @main.command()
@@ -27,6 +28,29 @@ def serve() -> None:
     import local_router
 
     sys.exit(local_router.main())
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="Print a machine-readable list.")
+def check(as_json: bool) -> None:
+    """Check this deployment: settings, Token Storage, registration, backend login.
+
+    Reads the same configuration as `serve`; prints every problem at once, one line each
+    naming the setting or service; exits 0 when all is well, 1 otherwise."""
+    import json
+
+    from common.check import as_json as findings_json
+    from common.check import run_checks
+
+    findings = run_checks()
+    if as_json:
+        click.echo(json.dumps(findings_json(findings), indent=2))
+    else:
+        for finding in findings:
+            click.echo(finding.line())
+        problems = sum(not f.ok for f in findings)
+        click.echo(f"{problems} problem{'s' if problems != 1 else ''}" if problems else "all well")
+    sys.exit(0 if all(f.ok for f in findings) else 1)
 
 
 @main.command(name="push")

@@ -13,9 +13,11 @@ directly or by declaring a settings dataclass of ``setting(...)`` fields that
 
 from __future__ import annotations
 
+import difflib
+import functools
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from types import MappingProxyType
@@ -30,10 +32,99 @@ METADATA_BACKENDS = ("local", "zenodo", "inveniordm", "none")
 STORAGE_BACKENDS = ("local", "webdav", "s3", "none")
 CALLER_AUTH_MODES = ("none", "bearer", "google")
 LOGLEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+LOG_FORMATS = ("text", "json")
 MIN_CALLER_SECRET = 16
 SERVICENAME_RE = re.compile(r"^port-[a-z0-9][a-z0-9._-]*$")
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
+
+
+def _names(text: str) -> tuple[str, ...]:
+    return tuple(text.split())
+
+
+#: Every name the YAML file may hold, by the module that reads it. Kept here as names
+#: rather than collected by importing the modules, so reading the file imports no backend
+#: (boto3 alone costs about a second); ``tests/unit/test_settings_catalog.py`` imports every
+#: backend, reads their declared fields and every literal name the code reads, and fails
+#: when this table and the code disagree.
+SETTING_NAMES: Mapping[str, tuple[str, ...]] = MappingProxyType(
+    {
+        "core": _names(
+            "PORT HOST CONNECTOR_METADATA CONNECTOR_STORAGE CONNECTOR_SERVICENAME "
+            "CONNECTOR_DATA_DIR CENTRAL_SERVICE_TOKEN_STORAGE USE_CASE_SERVICE_PORT_SERVICE "
+            "RDS_OAUTH_REDIRECT_URI VERIFY_SSL LOGLEVEL LOG_FORMAT REGISTRATION_DEADLINE "
+            "REGISTRATION_MAX_DELAY CONNECTOR_FILE_TRANSFER_MODE "
+            "CONNECTOR_FILE_TRANSFER_ARCHIVE CONNECTOR_MAX_JSON_BYTES "
+            "CONNECTOR_MAX_HEADER_BYTES CONNECTOR_MAX_LISTING CONNECTOR_CONNECT_TIMEOUT "
+            "CONNECTOR_READ_TIMEOUT CONNECTOR_CALLER_AUTH CONNECTOR_CALLER_SECRET "
+            "CONNECTOR_CALLER_AUDIENCE CONNECTOR_CALLER_EMAILS"
+        ),
+        "registration": _names(
+            "CONNECTOR_DISPLAYNAME CONNECTOR_ICON CONNECTOR_INFO_URL CONNECTOR_HELP_URL "
+            "CONNECTOR_PROJECT_LINK_TEMPLATE CONNECTOR_DESCRIPTION_EN "
+            "CONNECTOR_DESCRIPTION_DE CONNECTOR_METADATA_PROFILE"
+        ),
+        "passive": _names(
+            "PASSIVE_STORAGE_URL_TEMPLATE PASSIVE_MAX_FILES PASSIVE_CONCURRENCY "
+            "PASSIVE_ALLOWED_SERVICES"
+        ),
+        "local": ("LOCAL_DOI_PREFIX",),
+        "zenodo": _names(
+            "ZENODO_ADDRESS ZENODO_OAUTH_CLIENT_ID ZENODO_OAUTH_CLIENT_SECRET "
+            "ZENODO_DISPLAYNAME ZENODO_INFO_URL ZENODO_HELP_URL ZENODO_ICON "
+            "ZENODO_PROJECT_LINK_TEMPLATE"
+        ),
+        "inveniordm": _names(
+            "INVENIORDM_ADDRESS INVENIORDM_OAUTH_CLIENT_ID INVENIORDM_OAUTH_CLIENT_SECRET "
+            "INVENIORDM_COMMUNITY INVENIORDM_DISPLAYNAME INVENIORDM_INFO_URL "
+            "INVENIORDM_HELP_URL INVENIORDM_ICON INVENIORDM_PROJECT_LINK_TEMPLATE"
+        ),
+        "webdav": _names(
+            "EFSS_SYSTEM OWNCLOUD_INSTALLATION_URL OWNCLOUD_INTERNAL_INSTALLATION_URL "
+            "WEBDAV_AUTH WEBDAV_USER_ID OWNCLOUD_OAUTH_AUTHORIZE_URL OWNCLOUD_OAUTH_TOKEN_URL "
+            "OWNCLOUD_OAUTH_CLIENT_ID OWNCLOUD_OAUTH_CLIENT_SECRET"
+        ),
+        "s3": _names(
+            "S3_BUCKET S3_PREFIX S3_ENDPOINT_URL S3_PART_SIZE S3_ACCESS_KEY_ID "
+            "S3_SECRET_ACCESS_KEY S3_ADDRESSING_STYLE S3_REGION"
+        ),
+    }
+)
+KNOWN_NAMES = frozenset(name for names in SETTING_NAMES.values() for name in names)
+T = TypeVar("T")
+
+
+class Problems:
+    """Collects ``ConfigError``s so that a start names every bad setting at once."""
+
+    def __init__(self) -> None:
+        self.items: list[str] = []
+
+    def take(self, read: Callable[[], T], fallback: T) -> T:
+        """``read()``, or ``fallback`` with its problems noted when it raises ``ConfigError``."""
+        try:
+            return read()
+        except ConfigError as exc:
+            self.items.extend(exc.problems)
+            return fallback
+
+    def raise_any(self) -> None:
+        """One ``ConfigError`` naming every problem noted, if any."""
+        if self.items:
+            raise ConfigError(problems=self.items)
+
+
+def unknown_keys(keys: list[str], path: str) -> list[str]:
+    """One problem per key of the config file that is no setting, with the nearest name."""
+    out = []
+    for key in keys:
+        if key in KNOWN_NAMES:
+            continue
+        near = difflib.get_close_matches(key, sorted(KNOWN_NAMES), n=1, cutoff=0.6)
+        hint = f" (did you mean {near[0]}?)" if near else ""
+        out.append(f"{key} in {path} is not a setting of this connector{hint}")
+    return out
 
 
 @dataclass(frozen=True)
@@ -51,6 +142,7 @@ class Settings:
     redirect_uri: str | None = None
     verify_ssl: bool = True
     loglevel: str = "INFO"
+    log_format: str = "text"
     registration_deadline: float = 120.0
     registration_max_delay: float = 10.0
     file_transfer_mode: int = 0
@@ -112,16 +204,19 @@ def _read_yaml(path: Path) -> dict[str, str]:
     return out
 
 
+def config_file(env: Mapping[str, str]) -> tuple[Path, dict[str, str]]:
+    """The config file's path and its values (none when the default path has no file)."""
+    explicit = env.get("CONNECTOR_CONFIG")
+    path = Path(explicit or DEFAULT_CONFIG_PATH)
+    if explicit and not path.is_file():
+        raise ConfigError(f"CONNECTOR_CONFIG names {path}, which is not a readable file")
+    return path, (_read_yaml(path) if path.is_file() else {})
+
+
 def merged_source(env: Mapping[str, str] | None = None) -> dict[str, str]:
     """The YAML file's values overlaid by the environment's."""
     env = dict(os.environ if env is None else env)
-    explicit = env.get("CONNECTOR_CONFIG")
-    path = Path(explicit or DEFAULT_CONFIG_PATH)
-    source: dict[str, str] = {}
-    if explicit and not path.is_file():
-        raise ConfigError(f"CONNECTOR_CONFIG names {path}, which is not a readable file")
-    if path.is_file():
-        source.update(_read_yaml(path))
+    source = dict(config_file(env)[1])
     source.update(env)
     return source
 
@@ -275,18 +370,17 @@ def setting(
     return field(default=default, repr=not secret, metadata={"setting": spec})
 
 
-T = TypeVar("T")
-
-
 def load_declared(cls: type[T], src: Source) -> T:
     """An instance of the settings dataclass ``cls``, each ``setting`` field read from
     ``src`` and checked: a module declares its variables once and gets them all validated
-    when it is built at start. ``ConfigError`` names the first bad one."""
-    values = {
-        f.name: f.metadata["setting"].read(src)
-        for f in fields(cls)  # type: ignore[arg-type]
-        if "setting" in f.metadata
-    }
+    when it is built at start. One ``ConfigError`` names every bad one."""
+    problems = Problems()
+    values: dict[str, Any] = {}
+    for f in fields(cls):  # type: ignore[arg-type]
+        spec: Setting | None = f.metadata.get("setting")
+        if spec is not None:
+            values[f.name] = problems.take(functools.partial(spec.read, src), f.default)
+    problems.raise_any()
     return cls(**values)
 
 
@@ -315,41 +409,70 @@ def _caller_auth(src: Mapping[str, str]) -> dict[str, Any]:
 
 
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
-    """Read and validate the settings; ``ConfigError`` names the first bad value."""
-    src = merged_source(env)
-    metadata = choice_setting(src, "CONNECTOR_METADATA", METADATA_BACKENDS, "local")
-    storage = choice_setting(src, "CONNECTOR_STORAGE", STORAGE_BACKENDS, "local")
+    """Read and validate the settings; one ``ConfigError`` names every bad value."""
+    settings, problems = read_settings(env)
+    if problems:
+        raise ConfigError(problems=problems)
+    return settings
+
+
+def read_settings(env: Mapping[str, str] | None = None) -> tuple[Settings, list[str]]:
+    """The settings and every problem found in them: unknown keys of the config file (the
+    environment holds many unrelated variables; only the file's keys are checked) and bad
+    values, each replaced by its default so the rest can still be checked."""
+    env = dict(os.environ if env is None else env)
+    path, from_file = config_file(env)
+    src = {**from_file, **env}
+    problems = Problems()
+    problems.items.extend(unknown_keys(list(from_file), str(path)))
+
+    def read(fn: Callable[..., T], *args: Any, fallback: Any = None) -> Any:
+        return problems.take(lambda: fn(src, *args), fallback)
+
+    metadata = read(
+        choice_setting, "CONNECTOR_METADATA", METADATA_BACKENDS, "local", fallback="local"
+    )
+    storage = read(choice_setting, "CONNECTOR_STORAGE", STORAGE_BACKENDS, "local", fallback="local")
     if metadata == "none" and storage == "none":
-        raise ConfigError(
+        problems.items.append(
             "CONNECTOR_METADATA and CONNECTOR_STORAGE are both 'none': nothing to serve"
         )
     default_name = f"port-{metadata if metadata != 'none' else storage}"
     servicename = text_setting(src, "CONNECTOR_SERVICENAME", default_name) or default_name
     if not SERVICENAME_RE.match(servicename):
-        raise ConfigError(
+        problems.items.append(
             f"CONNECTOR_SERVICENAME must be lower case and start with 'port-', not {servicename!r}"
         )
-    return Settings(
-        port=int_setting(src, "PORT", 8080, 1, 65535),
+        servicename = default_name
+    settings = Settings(
+        port=read(int_setting, "PORT", 8080, 1, 65535, fallback=8080),
         host=text_setting(src, "HOST") or "0.0.0.0",
         metadata_backend=metadata,
         storage_backend=storage,
         servicename=servicename,
         data_dir=text_setting(src, "CONNECTOR_DATA_DIR") or "./data",
-        token_storage_url=url_setting(src, "CENTRAL_SERVICE_TOKEN_STORAGE"),
-        port_service_url=url_setting(src, "USE_CASE_SERVICE_PORT_SERVICE"),
+        token_storage_url=read(url_setting, "CENTRAL_SERVICE_TOKEN_STORAGE"),
+        port_service_url=read(url_setting, "USE_CASE_SERVICE_PORT_SERVICE"),
         redirect_uri=text_setting(src, "RDS_OAUTH_REDIRECT_URI"),
-        verify_ssl=bool_setting(src, "VERIFY_SSL", True),
-        loglevel=choice_setting(src, "LOGLEVEL", LOGLEVELS, "INFO"),
-        registration_deadline=float_setting(src, "REGISTRATION_DEADLINE", 120.0),
-        registration_max_delay=float_setting(src, "REGISTRATION_MAX_DELAY", 10.0),
-        file_transfer_mode=int_setting(src, "CONNECTOR_FILE_TRANSFER_MODE", 0, 0, 2),
-        file_transfer_archive=int_setting(src, "CONNECTOR_FILE_TRANSFER_ARCHIVE", 0, 0, 1),
-        max_json_bytes=int_setting(src, "CONNECTOR_MAX_JSON_BYTES", 10 * 1024 * 1024, 1024, 2**31),
-        max_header_bytes=int_setting(src, "CONNECTOR_MAX_HEADER_BYTES", 64 * 1024, 1024, 2**24),
-        max_listing=int_setting(src, "CONNECTOR_MAX_LISTING", 100_000, 1, 10**8),
-        connect_timeout=float_setting(src, "CONNECTOR_CONNECT_TIMEOUT", 10.0),
-        read_timeout=float_setting(src, "CONNECTOR_READ_TIMEOUT", 600.0),
-        **_caller_auth(src),
-        raw=MappingProxyType(dict(src)),
+        verify_ssl=read(bool_setting, "VERIFY_SSL", True, fallback=True),
+        loglevel=read(choice_setting, "LOGLEVEL", LOGLEVELS, "INFO", fallback="INFO"),
+        log_format=read(choice_setting, "LOG_FORMAT", LOG_FORMATS, "text", fallback="text"),
+        registration_deadline=read(float_setting, "REGISTRATION_DEADLINE", 120.0, fallback=120.0),
+        registration_max_delay=read(float_setting, "REGISTRATION_MAX_DELAY", 10.0, fallback=10.0),
+        file_transfer_mode=read(int_setting, "CONNECTOR_FILE_TRANSFER_MODE", 0, 0, 2, fallback=0),
+        file_transfer_archive=read(
+            int_setting, "CONNECTOR_FILE_TRANSFER_ARCHIVE", 0, 0, 1, fallback=0
+        ),
+        max_json_bytes=read(
+            int_setting, "CONNECTOR_MAX_JSON_BYTES", 10 * 2**20, 1024, 2**31, fallback=10 * 2**20
+        ),
+        max_header_bytes=read(
+            int_setting, "CONNECTOR_MAX_HEADER_BYTES", 64 * 1024, 1024, 2**24, fallback=64 * 1024
+        ),
+        max_listing=read(int_setting, "CONNECTOR_MAX_LISTING", 100_000, 1, 10**8, fallback=100_000),
+        connect_timeout=read(float_setting, "CONNECTOR_CONNECT_TIMEOUT", 10.0, fallback=10.0),
+        read_timeout=read(float_setting, "CONNECTOR_READ_TIMEOUT", 600.0, fallback=600.0),
+        **read(_caller_auth, fallback={}),
+        raw=MappingProxyType(src),
     )
+    return settings, problems.items

@@ -113,7 +113,20 @@ class TransferIncomplete(ConnectorError):
 
 
 class ConfigError(Exception):
-    """A setting is missing or wrong; raised at start, never answered to a caller."""
+    """A setting is missing or wrong; raised at start, never answered to a caller.
+
+    One error may carry several ``problems`` (one line each, each naming its setting), so a
+    start names every fault at once instead of one per restart.
+    """
+
+    def __init__(self, message: str = "", *, problems: list[str] | None = None) -> None:
+        self.problems: list[str] = list(problems) if problems else [message]
+        if problems and not message:
+            count = len(self.problems)
+            message = (
+                self.problems[0] if count == 1 else f"{count} problems: " + "; ".join(self.problems)
+            )
+        super().__init__(message)
 
 
 def problem_body(

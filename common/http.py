@@ -178,15 +178,19 @@ def handle(the_route: Route, fn: Callable[[Call], Answer], request: Request) -> 
     """Run one request through ``fn`` with everything the decorator promises."""
     started = time.perf_counter()
     request_id = _request_id(request)
+    transfer = metrics.Transfer(the_route.name, request.environ)  # before the body is read
     call: Call | None = None
+    problem: ConnectorError | None = None
     try:
         runtime = get_runtime()
+        transfer.backend = _backend_name(runtime, the_route)
         check_caller(runtime.settings, request)  # 401 before anything else is looked at
         params = _check_route(the_route, request)
         _check_headers(request, runtime.settings.max_header_bytes)
         call = Call(the_route, request, runtime, params)
         response = _to_response(fn(call))
     except ConnectorError as err:
+        problem = err
         response = problem_response(err, request, request_id)
         if err.status >= 500:
             log.warning(
@@ -215,16 +219,27 @@ def handle(the_route: Route, fn: Callable[[Call], Answer], request: Request) -> 
     response.headers["X-Request-ID"] = request_id
     elapsed = time.perf_counter() - started
     metrics.observe(the_route.name, request.method, response.status_code, elapsed)
+    # a 4xx line says why: the problem's title and the field at fault
+    why = f" title={problem.title!r} field={problem.field or '-'}" if problem else ""
     log.info(
-        "access function=%s method=%s path=%s status=%d ms=%.1f request_id=%s",
+        "access function=%s method=%s path=%s status=%d ms=%.1f request_id=%s%s",
         the_route.name,
         request.method,
         request.path,
         response.status_code,
         elapsed * 1000,
         request_id,
+        why,
     )
-    return response
+    return transfer.finish(response)
+
+
+def _backend_name(runtime: Runtime, the_route: Route) -> str:
+    """The name of the backend serving the route's interface (a metrics label)."""
+    settings = runtime.settings
+    return (
+        settings.metadata_backend if the_route.interface == METADATA else settings.storage_backend
+    )
 
 
 def _request_id(request: Request) -> str:

@@ -2,13 +2,17 @@
 
 Code never logs tokens on purpose; the filter is the second line of defence for what a
 library might print (a URL with credentials, an ``Authorization`` header, a session-form
-``userId``).
+``userId``). ``LOG_FORMAT=json`` writes each record as one JSON object per line (time,
+level, logger, message), for log collectors; gunicorn's own lines, when it runs us, get
+the same format and the same filter.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import re
+from datetime import UTC, datetime
 
 _PATTERNS = (
     (re.compile(r"(port-[a-z0-9._-]+://[^\s\"',]*?):[^\s\"',@/]+"), r"\1:***"),
@@ -43,15 +47,51 @@ class RedactingFilter(logging.Filter):
         return True
 
 
-def configure(level: str = "INFO") -> None:
-    """Send the connector's records to stderr, one line each, through the redactor."""
+TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
+GUNICORN_LOGGERS = ("gunicorn.error", "gunicorn.access")
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per record: ``time`` (UTC, ISO 8601), ``level``, ``logger``, ``pid``
+    (which gunicorn worker), ``message`` and, for a failure, ``exception``."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname,
+            "logger": record.name,
+            "pid": record.process,
+            "message": record.getMessage(),
+        }
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        elif record.exc_text:
+            entry["exception"] = record.exc_text
+        return json.dumps(entry, ensure_ascii=False)
+
+
+def formatter(fmt: str) -> logging.Formatter:
+    """The formatter of ``LOG_FORMAT`` (``text`` or ``json``)."""
+    return JsonFormatter() if fmt == "json" else logging.Formatter(TEXT_FORMAT)
+
+
+def configure(level: str = "INFO", fmt: str = "text") -> None:
+    """Send the connector's records to stderr, one line each (text or JSON), through the
+    redactor; give gunicorn's handlers, when it runs us, the same format and filter."""
     root = logging.getLogger()
-    if not any(getattr(h, "_rds", False) for h in root.handlers):
+    ours: list[logging.Handler] = [h for h in root.handlers if getattr(h, "_rds", False)]
+    if not ours:
         handler = logging.StreamHandler()
         handler._rds = True  # type: ignore[attr-defined]
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
         handler.addFilter(RedactingFilter())
         root.addHandler(handler)
+        ours = [handler]
+    # gunicorn (with --preload) has set up its loggers before it builds the app: same format
+    gunicorn = [h for name in GUNICORN_LOGGERS for h in logging.getLogger(name).handlers]
+    for each in ours + gunicorn:
+        each.setFormatter(formatter(fmt))
+        if not any(isinstance(f, RedactingFilter) for f in each.filters):
+            each.addFilter(RedactingFilter())
     root.setLevel(level)
     # werkzeug's access line would repeat ours and print query strings: keep its warnings only
     logging.getLogger("werkzeug").setLevel(logging.WARNING)

@@ -1,4 +1,7 @@
-"""Request counts and latency per function, in Prometheus text format (``GET /metrics``).
+"""The connector's figures in Prometheus text format (``GET /metrics``): requests and
+time to the answer's headers per function; bytes received from and sent to callers per
+backend; time to an answer's last byte and transfers in flight per function; calls to
+outside services by service and status (counted by ``common/outside.py``).
 
 Existing RDS Helm charts probe ``/metrics``; one private registry keeps the answer to our
 own series (no process collectors from other imports). Under gunicorn each worker is its
@@ -10,8 +13,18 @@ workers write their values there, and ``render`` sums them over all workers.
 from __future__ import annotations
 
 import os
+import time
+from collections.abc import Iterable, Iterator
+from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest, multiprocess
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 REGISTRY = CollectorRegistry(auto_describe=True)
@@ -28,6 +41,121 @@ LATENCY = Histogram(
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 1800),
     registry=REGISTRY,
 )
+TRANSFER_SECONDS = Histogram(
+    "rds_connector_transfer_seconds",
+    "Time from a request's arrival to its answer's last byte, by function",
+    ("function",),
+    buckets=(0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 300, 900, 1800, 3600, 7200),
+    registry=REGISTRY,
+)
+IN_FLIGHT = Gauge(
+    "rds_connector_transfers_in_flight",
+    "Requests between arrival and their answer's last byte, by function",
+    ("function",),
+    multiprocess_mode="livesum",
+    registry=REGISTRY,
+)
+BYTES = Counter(
+    "rds_connector_bytes",
+    "Body bytes received from callers and sent to them, by backend (local, zenodo, ...)",
+    ("backend", "direction"),
+    registry=REGISTRY,
+)
+OUTSIDE_CALLS = Counter(
+    "rds_connector_outside_calls",
+    "Calls to outside services, by service and status (a code, or the failure's class)",
+    ("service", "status"),
+    registry=REGISTRY,
+)
+
+
+def count_call(service: str, status: int | str) -> None:
+    """Count one call to an outside service."""
+    OUTSIDE_CALLS.labels(service, str(status)).inc()
+
+
+class _CountingInput:
+    """The WSGI input stream, counting the bytes read from it."""
+
+    def __init__(self, stream: Any) -> None:
+        self._stream = stream
+        self.count = 0
+
+    def read(self, *args: Any) -> bytes:
+        data: bytes = self._stream.read(*args)
+        self.count += len(data)
+        return data
+
+    def readline(self, *args: Any) -> bytes:
+        data: bytes = self._stream.readline(*args)
+        self.count += len(data)
+        return data
+
+    def readinto(self, buffer: Any) -> int | None:
+        if not hasattr(self._stream, "readinto"):
+            data = self.read(len(buffer))
+            buffer[: len(data)] = data
+            return len(data)
+        n: int | None = self._stream.readinto(buffer)
+        self.count += n or 0
+        return n
+
+    def __iter__(self) -> Iterator[bytes]:
+        return iter(self.readline, b"")
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+
+class Transfer:
+    """One request from arrival to its answer's last byte: in flight meanwhile, then its
+    duration and the bytes it received and sent. Made before the body is read (it counts
+    what is read from the WSGI input), finished with the answer."""
+
+    def __init__(self, function: str, environ: dict[str, Any], backend: str = "-") -> None:
+        self.function, self.backend = function, backend
+        self.started = time.perf_counter()
+        self.input = _CountingInput(environ.get("wsgi.input"))
+        environ["wsgi.input"] = self.input
+        IN_FLIGHT.labels(function).inc()
+
+    def finish(self, response: Any) -> Any:
+        """Wrap the answer's body so its last byte (or its close, when broken off or never
+        read, as for HEAD) ends the transfer."""
+        response.response = _Body(self, response.response)
+        return response
+
+    def done(self, sent: int) -> None:
+        IN_FLIGHT.labels(self.function).dec()
+        TRANSFER_SECONDS.labels(self.function).observe(time.perf_counter() - self.started)
+        BYTES.labels(self.backend, "received").inc(self.input.count)
+        BYTES.labels(self.backend, "sent").inc(sent)
+
+
+class _Body:
+    """An answer's body that tells its ``Transfer`` once: at its end or its close."""
+
+    def __init__(self, transfer: Transfer, body: Iterable[bytes]) -> None:
+        self.transfer, self.body = transfer, body
+        self.sent = 0
+        self.finished = False
+
+    def __iter__(self) -> Iterator[bytes]:
+        for chunk in self.body:
+            self.sent += len(chunk)
+            yield chunk
+        self.close()
+
+    def close(self) -> None:
+        if self.finished:
+            return
+        self.finished = True
+        close = getattr(self.body, "close", None)
+        try:
+            if close is not None:
+                close()
+        finally:
+            self.transfer.done(self.sent)
 
 
 def observe(function: str, method: str, status: int, seconds: float) -> None:

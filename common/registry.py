@@ -17,6 +17,7 @@ from urllib.parse import quote, quote_plus, unquote_plus
 
 import requests
 
+from common import outside
 from common.config import Settings
 from common.errors import ConfigError
 from common.retry import Policy
@@ -171,7 +172,9 @@ def register(
     if not settings.token_storage_url:
         log.info("registry.skipped reason=CENTRAL_SERVICE_TOKEN_STORAGE is not set")
         return "skipped"
-    ts = TokenStorage(settings.token_storage_url, session or requests.Session(), (5.0, 30.0))
+    ts = TokenStorage(
+        settings.token_storage_url, session or outside.session("token-storage"), (5.0, 30.0)
+    )
     policy = Policy(
         attempts=None,
         base=0.25,

@@ -12,19 +12,23 @@ from dataclasses import dataclass, field
 
 import requests
 
+from common import outside
 from common.backends import build_archive, build_storage
 from common.backends.base import Archive, Storage
-from common.config import Settings, load_declared, load_settings
+from common.config import Problems, Settings, load_declared, read_settings
 from common.logs import configure
 from common.passive import PassiveSettings
 from common.useragent import USER_AGENT
 
 
 def new_session(settings: Settings) -> requests.Session:
-    """A session with our User-Agent and TLS verification as configured."""
-    session = requests.Session()
+    """A session with our User-Agent and TLS verification as configured; its calls are
+    observed as the Token Storage's, the Port service's, or else passive pulls'."""
+    named = {settings.token_storage_url: "token-storage", settings.port_service_url: "port-service"}
+    session = outside.session(
+        "passive", verify=settings.verify_ssl, services={k: v for k, v in named.items() if k}
+    )
     session.headers["User-Agent"] = USER_AGENT
-    session.verify = settings.verify_ssl
     return session
 
 
@@ -43,12 +47,28 @@ class Runtime:
     @classmethod
     def build(cls, settings: Settings | None = None) -> Runtime:
         """Load settings (unless given), configure logging, build the backends and read
-        every module's declared settings: a bad value stops the start, named."""
-        settings = settings or load_settings()
-        configure(settings.loglevel)
-        return cls(
-            settings, build_archive(settings), build_storage(settings), new_session(settings)
-        )
+        every module's declared settings: one ``ConfigError`` names every bad value."""
+        built, problems = assemble(settings)
+        problems.raise_any()
+        assert built is not None
+        return built
+
+
+def assemble(settings: Settings | None = None) -> tuple[Runtime | None, Problems]:
+    """Build every component that can be built and gather the problems of all of them:
+    the settings, each configured backend, passive transfer. The runtime is ``None``
+    when any part failed (``rds-connector check`` reports the problems; a start stops)."""
+    problems = Problems()
+    if settings is None:
+        settings, found = read_settings()
+        problems.items.extend(found)
+    configure(settings.loglevel, settings.log_format)
+    archive = problems.take(lambda: build_archive(settings), None)
+    storage = problems.take(lambda: build_storage(settings), None)
+    problems.take(lambda: load_declared(PassiveSettings, settings), None)
+    if problems.items:
+        return None, problems
+    return Runtime(settings, archive, storage, new_session(settings)), problems
 
 
 _lock = threading.Lock()

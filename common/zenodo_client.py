@@ -29,6 +29,7 @@ from urllib.parse import quote, urlsplit
 import requests
 from requests.exceptions import ChunkedEncodingError
 
+from common import outside
 from common.errors import (
     BadRequest,
     Conflict,
@@ -175,7 +176,7 @@ class ZenodoClient:
         self.base_url = base_url.rstrip("/")
         self.api = self.base_url + "/api"
         self._token = token
-        self.session = session or requests.Session()
+        self.session = session or outside.session("zenodo")
         self.sleep = sleep
         self.clock = clock
         self.timeout = (connect_timeout, read_timeout)

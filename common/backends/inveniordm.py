@@ -22,6 +22,7 @@ from urllib.parse import quote
 
 import requests
 
+from common import outside
 from common.backends.base import Json, LoginFailed
 from common.backends.zenodo_files import Body, sized_body
 from common.config import Settings, load_declared, setting
@@ -134,7 +135,7 @@ class InvenioRDMArchive:
         self._oauth = oauth  # (client id, client secret, redirect URI) or None: tokens
         self.community = community
         self.info = info or {}
-        self.session = session or requests.Session()
+        self.session = session or outside.session("inveniordm")
         self.session.headers["User-Agent"] = USER_AGENT
         self.sleep = sleep
         self.connect_timeout = connect_timeout
@@ -149,8 +150,7 @@ class InvenioRDMArchive:
     def from_settings(cls, settings: Settings) -> InvenioRDMArchive:
         """Build from ``INVENIORDM_*``; ConfigError names a missing or bad value."""
         own = load_declared(InvenioRDMSettings, settings)
-        session = requests.Session()
-        session.verify = settings.verify_ssl
+        session = outside.session("inveniordm", verify=settings.verify_ssl)
         oauth = None
         if own.client_id and own.client_secret and own.redirect_uri:
             oauth = (own.client_id, own.client_secret, own.redirect_uri)

@@ -24,7 +24,7 @@ from urllib.parse import quote
 
 import requests
 
-from common import rocrate
+from common import outside, rocrate
 from common.backends.base import Json, LoginFailed
 from common.backends.zenodo_crate import (
     CRATE_KEY,
@@ -158,7 +158,7 @@ class ZenodoArchive:
         self._client_secret = client_secret
         self.redirect_uri = redirect_uri
         self.info = info or {}
-        self.session = session or requests.Session()
+        self.session = session or outside.session("zenodo")
         self.session.headers["User-Agent"] = USER_AGENT
         self.sleep = sleep
         self.connect_timeout = connect_timeout
@@ -178,8 +178,7 @@ class ZenodoArchive:
     def from_settings(cls, settings: Settings) -> ZenodoArchive:
         """Build from ``ZENODO_*`` and ``RDS_OAUTH_REDIRECT_URI``; ConfigError names a gap."""
         own = load_declared(ZenodoSettings, settings)
-        session = requests.Session()
-        session.verify = settings.verify_ssl
+        session = outside.session("zenodo", verify=settings.verify_ssl)
         return cls(
             own.address,
             own.client_id,

@@ -27,6 +27,7 @@ from botocore.exceptions import (
 )
 from botocore.parsers import ResponseParserError
 
+from common import outside
 from common.config import Settings, choice_setting, text_setting
 from common.errors import (
     ConfigError,
@@ -218,7 +219,7 @@ def new_client(settings: Settings, endpoint: str | None) -> Any:
         request_checksum_calculation="when_required",
         response_checksum_validation="when_required",
     )
-    return boto3.session.Session().client(
+    client = boto3.session.Session().client(
         "s3",
         endpoint_url=endpoint,
         region_name=text_setting(settings, "S3_REGION"),
@@ -227,3 +228,5 @@ def new_client(settings: Settings, endpoint: str | None) -> Any:
         verify=settings.verify_ssl,
         config=config,
     )
+    outside.watch_boto(client, "s3")
+    return client

@@ -24,6 +24,7 @@ import urllib3
 from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import iterparse
 
+from common import outside
 from common.errors import (
     Conflict,
     ConnectorError,
@@ -121,7 +122,7 @@ class WebDAVClient:
         self._secret = secret
         self._user = user
         self.auth = auth
-        self.session = session or requests.Session()
+        self.session = session or outside.session("webdav")
         self.timeout = timeout
         self._learned = learned or (lambda mode: None)
         self.auth_first = auth_first

@@ -27,6 +27,7 @@ from urllib.parse import quote, unquote, urlencode, urlsplit
 
 import requests
 
+from common import outside
 from common.backends.base import Json, LoginFailed, StorageBase, service_info, svg_icon
 from common.backends.webdav.client import (
     UploadBody,
@@ -110,7 +111,9 @@ def _hosts(*urls: str | None) -> set[str]:
     return out
 
 
-class WebDAVStorage(StorageBase):  # list_files walks folder by folder: servers refuse Depth: infinity
+class WebDAVStorage(
+    StorageBase
+):  # list_files walks folder by folder: servers refuse Depth: infinity
     """fileStorage interface on an ownCloud/Nextcloud WebDAV endpoint, as the caller."""
 
     needs_token = True
@@ -134,7 +137,7 @@ class WebDAVStorage(StorageBase):  # list_files walks folder by folder: servers 
         self.auth = auth
         self.user_id = user_id
         self.oauth = oauth
-        self.session = session or requests.Session()
+        self.session = session or outside.session("webdav")
         self.timeout = timeout
         self.sleep = sleep
         self._own_hosts = _hosts(self.server_url, self.public_url)
@@ -147,8 +150,7 @@ class WebDAVStorage(StorageBase):  # list_files walks folder by folder: servers 
         oauth = None
         if own.auth != "basic":
             oauth = _oauth_fields(settings, own)
-        session = requests.Session()
-        session.verify = settings.verify_ssl
+        session = outside.session("webdav", verify=settings.verify_ssl)
         return cls(
             own.internal or own.public,
             system=own.system,
