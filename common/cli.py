@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import click
+import requests
 
 from common.push import ConnectorClient, Entry, PushError, iter_report, plan, push
 
@@ -87,6 +88,11 @@ def push_command(
     except PushError as exc:
         display.close()
         raise click.ClickException(str(exc)) from None
+    except requests.RequestException as exc:  # the connector cannot be reached at all
+        display.close()
+        raise click.ClickException(
+            f"{url} cannot be reached ({exc.__class__.__name__}); is --to right?"
+        ) from None
     display.close()
     for line in iter_report(result):
         click.echo(line)

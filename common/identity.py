@@ -11,6 +11,7 @@ line or an error text.
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from urllib.parse import quote
@@ -24,6 +25,7 @@ from common.errors import (
     UpstreamTimeout,
     UpstreamUnavailable,
 )
+from common.retry import Policy
 from common.upstream import Upstream
 
 _ABSENT = (None, "", "None", "null")
@@ -137,6 +139,15 @@ def resolve_identity(
     return Identity(who.user, token, who.service)
 
 
+LOOKUP_POLICY = Policy(
+    attempts=3,
+    base=0.2,
+    cap=1.0,
+    exceptions=(requests.ConnectionError, requests.Timeout),
+    max_wait=2.0,  # a longer Retry-After is passed on to the caller instead (503)
+)
+
+
 def lookup_token(
     session: requests.Session,
     port_service_url: str,
@@ -144,11 +155,15 @@ def lookup_token(
     servicename: str,
     *,
     timeout: tuple[float, float] = (5.0, 30.0),
+    sleep: Callable[[float], None] = time.sleep,
 ) -> str:
-    """Ask RDS's Port service for the user's token of this service (bare-form userId)."""
+    """Ask RDS's Port service for the user's token of this service (bare-form userId).
+
+    An idempotent GET in the request path: ``LOOKUP_POLICY`` sends it again after a
+    connection error or a 502/503/504, briefly (the caller is waiting)."""
     url = f"{port_service_url}/user/{quote(user, safe='')}/service/{quote(servicename, safe='')}"
     try:
-        resp = session.get(url, timeout=timeout)
+        resp = LOOKUP_POLICY.run(lambda: session.get(url, timeout=timeout), sleep=sleep)
     except requests.RequestException as exc:
         raise PORT.transport(exc) from exc
     if resp.status_code != 200:

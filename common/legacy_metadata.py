@@ -66,8 +66,10 @@ def crate_from_legacy(value: dict[str, Any]) -> dict[str, Any]:
         _refuse_unknown(value, DATACITE_KEYS)
         zenodo = _from_datacite(value)
         publisher = _text(value.get("Publisher"), "publisher")
+        _refuse_unread(value, zenodo, publisher)
     else:
         _refuse_unknown(value, ZENODO_KEYS)
+        _refuse_wrong_shapes(value)
         zenodo = {**value, "creators": [_zenodo_agent(c) for c in _items(value, "creators")]}
         publisher = None
     crate = zenodo_to_crate({k: v for k, v in zenodo.items() if v not in (None, "", [])})
@@ -86,6 +88,58 @@ def _refuse_unknown(value: dict[str, Any], known: frozenset[str]) -> None:
             f"unknown keys: {', '.join(unknown[:10])}",
             field="metadata",
         )
+
+
+# what each DataCite key becomes; a key that was sent but became nothing is a 400
+_DATACITE_TARGETS = {
+    "Titles": "title",
+    "Title": "title",
+    "Creators": "creators",
+    "Creator": "creators",
+    "PublicationYear": "publication_date",
+    "Descriptions": "description",
+    "Description": "description",
+    "Subjects": "keywords",
+    "Language": "language",
+    "Version": "version",
+    "Identifiers": "related_identifiers",
+    "ResourceType": "upload_type",
+}
+_ZENODO_TEXT = frozenset(
+    ZENODO_KEYS
+    - {"creators", "contributors", "keywords", "grants", "related_identifiers", "license"}
+)
+_ZENODO_LISTS = frozenset({"creators", "contributors", "grants", "related_identifiers"})
+
+
+def _refuse_unread(value: dict[str, Any], zenodo: dict[str, Any], publisher: str | None) -> None:
+    """Every DataCite key sent with a value must have become something (nothing dropped)."""
+    for key, target in _DATACITE_TARGETS.items():
+        if value.get(key) in (None, "", [], {}):
+            continue
+        got = zenodo.get(target)
+        if got in (None, "", []) or (target == "creators" and not all(c["name"] for c in got)):
+            raise BadRequest(f"metadata.{key} could not be read (wrong shape)", field="metadata")
+    if value.get("Publisher") not in (None, "", {}) and not publisher:
+        raise BadRequest("metadata.Publisher could not be read (wrong shape)", field="metadata")
+
+
+def _refuse_wrong_shapes(value: dict[str, Any]) -> None:
+    """A flat Zenodo dict's texts are strings and its lists lists of objects."""
+    for key, item in value.items():
+        if item in (None, ""):
+            continue
+        wrong = (
+            (key in _ZENODO_TEXT and not isinstance(item, str))
+            or (
+                key in _ZENODO_LISTS
+                and not (isinstance(item, list) and all(isinstance(i, dict) for i in item))
+            )
+            or (key == "keywords" and not isinstance(item, (str, list)))
+            or (key == "license" and not isinstance(item, (str, dict)))
+        )
+        if wrong:
+            raise BadRequest(f"metadata.{key} has the wrong shape", field="metadata")
 
 
 def _items(value: dict[str, Any], *keys: str) -> list[Any]:
@@ -175,7 +229,7 @@ def _resource_type(value: Any) -> dict[str, str]:
     """``ResourceType`` (a Zenodo/DataCite term, or ``{"resourceTypeGeneral": ...}``)."""
     text = _text(value, "resourceTypeGeneral", "resourceType")
     if not text:
-        return {}
+        return {}  # absent, or unreadable: _refuse_unread names it
     term = text.strip().lower()
     term = _GENERAL_TYPES.get(term, term)
     if term not in UPLOAD_TYPES:

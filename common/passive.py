@@ -23,7 +23,9 @@ from __future__ import annotations
 
 import logging
 import re
+import threading
 import time
+from collections import deque
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -154,6 +156,7 @@ class StorageClient:
         self.timeout = timeout
         self._session_user_id = session_user_id  # callable giving the session form, lazily
         self._user_id = user
+        self._switch = threading.Lock()
         # on Google Cloud the target function runs --no-allow-unauthenticated: send an ID
         # token for its URL; elsewhere this adds nothing
         self._auth = IdTokenAuth(self.base_url)
@@ -169,20 +172,21 @@ class StorageClient:
     ) -> requests.Response:
         url = f"{self.base_url}/storage/{path}"
         for attempt in (1, 2):
-            try:
-                resp = self.POLICY.run(
-                    lambda: self.session.get(
-                        url,
-                        json={**body, "userId": self._user_id},
-                        headers=headers,
-                        timeout=self.timeout,
-                        stream=stream,
-                        auth=self._auth,
-                        allow_redirects=False,  # a redirect is an answer >= 300, never followed
-                    ),
-                    sleep=self.sleep,
-                    log=self._log_retry,
+            sent = self._user_id  # what THIS request carries (other threads may switch it)
+
+            def send(sent: str = sent) -> requests.Response:
+                return self.session.get(
+                    url,
+                    json={**body, "userId": sent},
+                    headers=headers,
+                    timeout=self.timeout,
+                    stream=stream,
+                    auth=self._auth,
+                    allow_redirects=False,  # a redirect is an answer >= 300, never followed
                 )
+
+            try:
+                resp = self.POLICY.run(send, sleep=self.sleep, log=self._log_retry)
             except requests.RequestException as exc:
                 raise self.ANSWERS.transport(exc, service=self.service) from exc
             if resp.status_code < 300 or resp.status_code in accept:
@@ -190,12 +194,18 @@ class StorageClient:
             resp.close()
             # like the Exporter: ANY refusal of the bare form is asked again in the session
             # form (the deployed port_owncloud answers a bare-form listing with 500)
-            if attempt == 1 and self._user_id == self.user and self._session_user_id:
-                self._user_id = self._session_user_id()
+            if attempt == 1 and sent == self.user and self._session_user_id:
+                self._to_session_form()
                 continue
             break
         where = body.get("filepath", "")
         raise self.ANSWERS.error(resp.status_code, what=where, service=self.service)
+
+    def _to_session_form(self) -> None:
+        """Switch every later request to the session form; the token is looked up once."""
+        with self._switch:
+            if self._user_id == self.user and self._session_user_id:
+                self._user_id = self._session_user_id()
 
     def _log_retry(self, reason: str, attempt: int, wait: float) -> None:
         log.warning(
@@ -219,7 +229,10 @@ class StorageClient:
         return files
 
     def open(self, path: str) -> Download:
-        resp = self._request("file", {"filepath": path}, stream=True)
+        # the bytes as stored: a compressed answer would not match its Content-Length
+        resp = self._request(
+            "file", {"filepath": path}, stream=True, headers={"Accept-Encoding": "identity"}
+        )
         length = resp.headers.get("Content-Length")
         return Download(
             resp.iter_content(CHUNK_SIZE),
@@ -266,17 +279,23 @@ def walk(source: Source, folder: str, limit: int) -> list[str]:
     relative, files only), the interface document's (absolute, one level, folders ending
     in ``/``, listed in turn), or a mix. An absolute entry below ``folder`` is made
     relative; any other entry is taken as relative to the folder listed (a stray leading
-    ``/`` dropped), and one that would climb out of it is refused. At most ``limit`` files.
+    ``/`` dropped), and one that would climb out of it is refused. At most ``limit`` files,
+    and at most ``limit`` folders listed: a storage that answers every listing with more
+    folders (or ignores ``filepath``) cannot keep a worker walking for ever.
     """
     root = folder.rstrip("/")
-    pending = [""]
+    pending: deque[str] = deque([""])
     listed: set[str] = set()
     files: dict[str, None] = {}  # insertion-ordered set: a mixed listing may repeat a file
     while pending:
-        sub = pending.pop(0)
+        sub = pending.popleft()
         if sub in listed:
             continue
         listed.add(sub)
+        if len(listed) > limit:
+            raise UpstreamError(
+                f"the storage listed more than {limit} folders below {folder}", field="folder"
+            )
         for entry in source.list_folder(f"{root}/{sub}" if sub else root or "/"):
             name = _below(entry, root, sub)
             if entry.endswith("/"):
@@ -553,7 +572,8 @@ def pull_folder(
     if allowed and service not in allowed:
         raise Forbidden(f"{service} is not a storage this connector may pull from", field="service")
     # the Exporter strips the trailing '/', so the user's root arrives as ''
-    folder = "/" + storage_path(fields.get("folder") or "/", "folder")
+    raw_folder = fields.get("folder")
+    folder = "/" + storage_path("/" if raw_folder in (None, "") else raw_folder, "folder")
     username = str(fields.get("username") or who.user)
     if username != who.user:
         raise Forbidden("username names another user than userId", field="username")

@@ -49,6 +49,7 @@ class Result:
     project_id: str
     files: list[Entry] = field(default_factory=list)
     doi: str | None = None
+    submitted: bool = False  # published into a community's review instead of at once
 
     @property
     def ok(self) -> bool:
@@ -138,7 +139,9 @@ class ConnectorClient:
     ) -> None:
         self.base = base_url.rstrip("/") + "/metadata/project"
         self.user_id = user_id
-        self.username = user_id.split("://", 1)[-1].rsplit(":", 1)[0]
+        # the session form's user is what stands between '://' and the last ':'; a bare
+        # userId is the user whole (a cloud id may hold ':' in its host part)
+        self.username = user_id.split("://", 1)[1].rsplit(":", 1)[0] if "://" in user_id else user_id
         self.session = session or requests.Session()
 
     def _json(self, method: str, url: str, body: dict[str, Any] | None = None) -> Any:
@@ -162,8 +165,9 @@ class ConnectorClient:
     def list_files(self, project_id: str) -> dict[str, dict[str, Any]]:
         return {f["filename"]: f for f in self._json("GET", f"{self.base}/{project_id}/files")}
 
-    def publish(self, project_id: str) -> str:
-        return str(self._json("PUT", f"{self.base}/{project_id}")["DOI"])
+    def publish(self, project_id: str) -> Any:
+        """The publish answer: ``DOI`` (``None`` while a community reviews the record)."""
+        return self._json("PUT", f"{self.base}/{project_id}")
 
     def upload(self, project_id: str, entry: Entry, progress: Callable[[int], None]) -> None:
         """One file, fields first, then the part ``file``; raises ``PushError`` on refusal."""
@@ -248,7 +252,9 @@ def push(
                 entry.status, entry.error = "failed", _reason(exc)
         on_file(entry)
     if publish and result.ok:
-        result.doi = client.publish(pid)
+        answer = client.publish(pid)
+        result.doi = answer.get("DOI") if isinstance(answer, dict) else None
+        result.submitted = bool(isinstance(answer, dict) and answer.get("submitted"))
     return result
 
 
@@ -287,3 +293,5 @@ def iter_report(result: Result) -> Iterator[str]:
     )
     if result.doi:
         yield f"DOI {result.doi}"
+    elif result.submitted:
+        yield "submitted for review: the DOI comes when the community accepts the record"

@@ -438,9 +438,14 @@ class InvenioRDMArchive:
         body = sized_body(upload, window=0, spool_limit=SPOOL_LIMIT, path=path)
         try:
             _check_limits(path, body.size, present)
-            if path in present:  # InvenioRDM refuses to init a key twice: delete first
-                ic.delete_file(rid, path)
-            return self._upload(ic, rid, path, body)
+            if path not in present:
+                return self._upload(ic, rid, path, body)
+            ic.delete_file(rid, path)  # InvenioRDM refuses to init a key twice: delete first
+            try:
+                return self._upload(ic, rid, path, body)
+            except ConnectorError as exc:
+                exc.detail += f"; the earlier copy of {path!r} was removed to make room for it"
+                raise
         finally:
             body.close()
 

@@ -486,10 +486,10 @@ class LocalStorage(_LocalBase, StorageBase):
                 )
         return Download(iter_file(fh), size, filename=target.name, close=fh.close)
 
-    @_fs_errors("filepath")
     def in_flight(self, path: str) -> bool:
         return path.split("/", 1)[0] == ".tmp"
 
+    @_fs_errors("filepath")
     def _store(self, who: Identity, path: str, upload: Upload) -> Meter:
         root = self._root(who)
         meter = upload.meter()

@@ -2,6 +2,7 @@
 
 import functions_framework
 
+from common.backends.base import check_listing_size
 from common.http import Answer, Call, endpoint
 from common.paths import storage_path
 
@@ -14,5 +15,7 @@ def storage_folder_get(call: Call) -> Answer:
     (children as absolute paths, folders ending in '/'). A file lists as ``[]``."""
     path = storage_path(call.field("filepath") or "/")
     if not call.flag("recursive", default=True):
-        return {"files": call.storage.list_folder(call.identity, path)}
+        children = call.storage.list_folder(call.identity, path)
+        check_listing_size(len(children), call.settings.max_listing)
+        return {"files": children}
     return {"files": call.storage.list_files(call.identity, path, call.settings.max_listing)}

@@ -166,3 +166,25 @@ def test_push_draws_a_progress_bar_on_a_terminal(local_router, tmp_path) -> None
     assert "pushing" in text and "100%" in text
     assert f"{len(FILES) + 1}/{len(FILES) + 1} files" in text and "MiB/s" in text
     assert "[1/" not in text  # the bar, not the plain lines
+
+
+def test_a_connector_that_is_not_there_is_one_line_not_a_traceback(tmp_path) -> None:
+    from tests.support.servers import free_port
+
+    folder = make_folder(tmp_path / "f", FILES)
+    result = run(
+        "push", str(folder), "--to", f"http://127.0.0.1:{free_port()}", "--user", LOCAL_UID
+    )
+    assert result.returncode == 1
+    assert "cannot be reached" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_the_upload_names_the_user_as_layer_2_does() -> None:
+    from common.push import ConnectorClient
+
+    assert ConnectorClient("http://x", "port-z://alice@cloud.example.org:tok").username == (
+        "alice@cloud.example.org"
+    )
+    assert ConnectorClient("http://x", "alice@host.example.org:8443").username == (
+        "alice@host.example.org:8443"
+    )

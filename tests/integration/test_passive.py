@@ -290,3 +290,87 @@ def test_in_process_pull_over_the_cap_zips_folders_and_counts_the_records_other_
     again = pull(client, pid, folder="/research", service="port-local")
     assert again.status_code == 200, again.json
     assert again.json["counts"] == {"stored": 0, "skipped": 6, "failed": 0}
+
+
+def test_walk_stops_a_storage_that_lists_folders_for_ever() -> None:
+    from common.errors import UpstreamError
+    from common.passive import walk
+
+    class Endless:
+        def __init__(self) -> None:
+            self.calls = 0
+
+        def list_folder(self, path: str) -> list[str]:
+            self.calls += 1
+            return ["a/", "b/"]
+
+    source = Endless()
+    with pytest.raises(UpstreamError) as err:
+        walk(source, "/F", limit=10)  # type: ignore[arg-type]
+    assert err.value.field == "folder" and source.calls <= 11
+
+
+def test_threads_switch_to_the_session_form_together_and_look_the_token_up_once() -> None:
+    """A bare-form download refused (500) while others are in flight: every thread asks
+    again in the session form; none fails because another one switched first."""
+    import threading
+
+    from common.passive import StorageClient
+
+    class Answer:
+        def __init__(self, status: int) -> None:
+            self.status_code = status
+            self.headers = {"Content-Length": "2"}
+
+        def iter_content(self, size: int):
+            yield b"ok"
+
+        def close(self) -> None:
+            pass
+
+    gate = threading.Barrier(4)
+
+    class Session:
+        def get(self, url, json, **kw):
+            if json["userId"] == "alice@x.org":
+                gate.wait(timeout=5)  # all four bare requests are in flight together
+                return Answer(500)
+            return Answer(200)
+
+    lookups = []
+    client = StorageClient(
+        "http://storage.invalid",
+        "alice@x.org",
+        service="port-x",
+        session=Session(),  # type: ignore[arg-type]
+        timeout=(1, 1),
+        session_user_id=lambda: lookups.append(1) or "port-x://alice@x.org:tok",
+    )
+    results: list[bytes] = []
+    errors: list[BaseException] = []
+
+    def fetch(i: int) -> None:
+        try:
+            results.append(b"".join(client.open(f"/f{i}").chunks))
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=fetch, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == [] and results == [b"ok"] * 4
+    assert lookups == [1]
+
+
+@pytest.mark.parametrize("folder", [0, False, {}, [], ["/r"]])
+def test_a_folder_that_is_not_a_string_is_a_400_not_the_root(client, folder) -> None:
+    put_storage(client, "/r/x.txt", b"x")
+    pid = client.post("/metadata/project", json={"userId": uid()}).json["projectId"]
+    resp = client.post(
+        f"/metadata/project/{pid}/files",
+        json={"userId": uid(), "folder": folder, "service": "port-local"},
+    )
+    assert resp.status_code == 400 and resp.json["field"] == "folder"
+    assert project_files(client, pid) == {}

@@ -98,8 +98,27 @@ def test_a_flat_zenodo_dict_keeps_every_field_it_had() -> None:
         ({**FLAT_ZENODO, "communities": [{"identifier": "x"}]}, "communities"),
         ({"titles": [{"title": "lower case is no DataCite"}], "publisher": "x"}, "publisher"),
         ({**DATACITE, "ResourceType": "Spreadsheet"}, "Spreadsheet"),
+        ({**FLAT_ZENODO, "upload_type": ["dataset"]}, "upload_type"),
+        ({**FLAT_ZENODO, "publication_type": {"id": "thesis"}}, "publication_type"),
+        ({**FLAT_ZENODO, "creators": "Peter Heiss"}, "creators"),
+        ({**DATACITE, "ResourceType": {"resourceTypeGeneral": ["Poster"]}}, "ResourceType"),
+        ({**DATACITE, "Titles": [{"title": ["nested"]}]}, "Titles"),
+        ({**DATACITE, "Creators": [{"nameType": "Personal"}]}, "Creators"),
+        ({**DATACITE, "Publisher": {"name": ["x"]}}, "Publisher"),
     ],
-    ids=["datacite-unknown", "zenodo-unknown", "neither", "resource-type"],
+    ids=[
+        "datacite-unknown",
+        "zenodo-unknown",
+        "neither",
+        "resource-type",
+        "upload-type-list",
+        "publication-type-object",
+        "creators-text",
+        "resource-type-unreadable",
+        "title-unreadable",
+        "creator-without-name",
+        "publisher-unreadable",
+    ],
 )
 def test_what_cannot_be_mapped_is_a_400_that_names_it(metadata, named) -> None:
     with pytest.raises(BadRequest) as err:

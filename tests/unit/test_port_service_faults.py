@@ -89,3 +89,21 @@ def test_the_lookup_happens_before_any_byte_is_stored(app_client, data_dir) -> N
         listed = app_client.get(f"/metadata/project/{pid}/files", json={"userId": USER})
     assert listed.json == []
     assert not [p for p in data_dir.rglob("a.bin")]
+
+
+def test_a_passing_fault_of_the_port_service_is_retried_under_the_one_policy() -> None:
+    import requests as rq
+
+    from common.identity import lookup_token
+
+    waits: list[float] = []
+    url = "http://port.invalid/user/alice%40x.org/service/port-local"
+    with responses.RequestsMock() as rsps:
+        rsps.get(url, status=503)
+        rsps.get(url, body=rq.ConnectionError("reset"))
+        rsps.get(url, json={"type": "OAuth2Token", "data": {"access_token": "tok-ok"}})
+        token = lookup_token(
+            rq.Session(), "http://port.invalid", "alice@x.org", "port-local", sleep=waits.append
+        )
+        assert token == "tok-ok" and len(rsps.calls) == 3
+    assert waits == [0.2, 0.4]
