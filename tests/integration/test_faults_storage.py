@@ -21,6 +21,7 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
+from typing import Any
 
 import boto3.session
 import botocore.endpoint
@@ -36,6 +37,7 @@ from common.identity import Identity
 from common.streams import Upload
 from tests.conftest import uid
 from tests.integration.test_s3_integration import s3_env as integration_env
+from tests.support.clock import Clock
 from tests.support.fault_proxy import FaultProxy
 from tests.support.secrets import SecretWatch
 from tests.support.servers import free_port, router_process
@@ -152,13 +154,13 @@ def dav_home(dav: tuple[WebDAVServer, FaultProxy]) -> Iterator[Path]:
     dav[1].rules.clear()
 
 
-def dav_storage(proxy: FaultProxy, sleeps: list[float]) -> WebDAVStorage:
+def dav_storage(proxy: FaultProxy, sleeps: list[float], **kw: Any) -> WebDAVStorage:
     return WebDAVStorage(
         proxy.url,
         system="nextcloud",
         public_url="https://cloud.example.org",
         timeout=(0.5, 0.5),
-        sleep=sleeps.append,
+        **{"sleep": sleeps.append, **kw},
     )
 
 
@@ -268,33 +270,12 @@ def test_webdav_download_cut_through_the_router_process(dav, dav_home: Path, tmp
 
 
 # -- WebDAV: nothing left behind ----------------------------------------------------------
-class Clock:
-    """A wall clock that moves only when slept on: waits are counted, never waited."""
-
-    def __init__(self) -> None:
-        self.now = 1_800_000_000.0
-        self.sleeps: list[float] = []
-
-    def __call__(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds
+START = 1_800_000_000.0
 
 
 def leftover_storage(proxy: FaultProxy, clock: Clock) -> WebDAVStorage:
-    return WebDAVStorage(
-        proxy.url,
-        system="nextcloud",
-        public_url="https://cloud.example.org",
-        timeout=(0.5, 0.5),
-        sleep=clock.sleep,
-        clock=clock,
-        discard_deadline=30.0,
-        temp_max_age=3600.0,
-        sweep_interval=600.0,
-    )
+    """The defaults: 30 s to delete a part file, 1 h to call one a leftover, 10 min apart."""
+    return dav_storage(proxy, clock.sleeps, sleep=clock.sleep, clock=clock)
 
 
 def parts(home: Path) -> list[str]:
@@ -318,7 +299,7 @@ def test_webdav_discard_outlives_a_busy_server(dav, dav_home: Path) -> None:
     """The server keeps the broken PUT's part file and answers DELETE 503, then 423, for
     longer than the client's own retries (3 attempts): the clean-up keeps asking, with
     back-off, until the file is gone."""
-    proxy, clock = dav[1], Clock()
+    proxy, clock = dav[1], Clock(START)
     before = tree(dav_home)
     proxy.inject("reset", method="PUT", after=20_000)
     proxy.inject("status", method="DELETE", status=503, times=7)  # > two rounds of 3
@@ -333,13 +314,13 @@ def test_webdav_discard_outlives_a_busy_server(dav, dav_home: Path) -> None:
 def test_webdav_part_file_of_a_failed_upload_goes_with_the_next_upload(dav, dav_home) -> None:
     """The server is busy past the clean-up's deadline: the part file survives the failed
     upload (as before), and the next upload into the folder deletes it by name."""
-    proxy, clock = dav[1], Clock()
+    proxy, clock = dav[1], Clock(START)
     storage = leftover_storage(proxy, clock)
     proxy.inject("reset", method="PUT", after=20_000)
     proxy.inject("status", method="DELETE", status=503, times=999)
     with pytest.raises(ConnectorError):
         upload(storage, "in/b.bin")
-    assert clock.now - 1_800_000_000.0 <= 30.0 + 4.0  # the deadline, then one back-off at most
+    assert clock.now - START <= 30.0 + 4.0  # the deadline, then one back-off at most
     (left,) = parts(dav_home)  # the server has it; nothing lists it
     assert storage.list_folder(Identity(USER, TOKEN), "in") == ["/in/a.bin"]
     proxy.rules.clear()
@@ -355,7 +336,7 @@ def test_webdav_upload_sweeps_old_part_files_of_any_process(dav, dav_home: Path)
     (one PROPFIND Depth: 1) and deletes ours older than the threshold; a fresh one (an
     upload in flight) and names not ours stay. Later uploads into the folder within the
     interval, and uploads into a folder they made, list nothing."""
-    proxy, clock = dav[1], Clock()
+    proxy, clock = dav[1], Clock(START)
     storage = leftover_storage(proxy, clock)
     folder = dav_home / "in"
     dead = f".rds-upload-{uuid.uuid4().hex}.part"

@@ -28,19 +28,10 @@ from common.config import load_settings
 from common.errors import ConfigError
 from common.identity import Identity
 from common.streams import Upload
+from tests.support.clock import Clock
 
 WHO = Identity("alice@cloud.example.org")
 HOUR = 3600.0
-
-
-class Clock:
-    """The wall clock, frozen at the test's start, moved only by the test."""
-
-    def __init__(self) -> None:
-        self.now = time.time()
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def leftover(area: Path, user: str, age: float, size: int = 1000) -> Path:
@@ -63,7 +54,7 @@ def put(backend: LocalStorage, path: str, chunks: Iterator[bytes] | None = None)
 
 
 def test_start_sweeps_dead_uploads_and_keeps_fresh_ones(tmp_path: Path, caplog) -> None:
-    clock = Clock()
+    clock = Clock(time.time())  # the wall clock, frozen; mtimes are real
     dead = [
         leftover(tmp_path / "storage", "alice", 2 * HOUR, size=5000),
         leftover(tmp_path / "storage", "x" * 300, 2 * HOUR),  # a hashed user folder
@@ -87,7 +78,7 @@ def test_start_sweeps_dead_uploads_and_keeps_fresh_ones(tmp_path: Path, caplog) 
 
 
 def test_uploads_sweep_on_a_schedule(tmp_path: Path) -> None:
-    clock = Clock()
+    clock = Clock(time.time())  # the wall clock, frozen; mtimes are real
     backend = storage(tmp_path, clock)
     backend.login()
     dead = leftover(tmp_path / "storage", "alice", 2 * HOUR)  # killed after the start
@@ -101,7 +92,7 @@ def test_uploads_sweep_on_a_schedule(tmp_path: Path) -> None:
 
 
 def test_an_upload_being_written_is_never_touched(tmp_path: Path) -> None:
-    clock = Clock()
+    clock = Clock(time.time())  # the wall clock, frozen; mtimes are real
     backend = storage(tmp_path, clock)
     tmp = user_dir(tmp_path / "storage", WHO.user) / ".tmp"
 
@@ -120,7 +111,7 @@ def test_an_upload_being_written_is_never_touched(tmp_path: Path) -> None:
 
 
 def test_two_processes_never_sweep_at_once_nor_twice_in_an_interval(tmp_path: Path) -> None:
-    clock = Clock()
+    clock = Clock(time.time())  # the wall clock, frozen; mtimes are real
     first, second = storage(tmp_path, clock), storage(tmp_path, clock)  # two workers
     (tmp_path / "storage").mkdir()
     first.login()
@@ -142,7 +133,7 @@ def test_two_processes_never_sweep_at_once_nor_twice_in_an_interval(tmp_path: Pa
 
 
 def test_a_sweep_that_fails_never_fails_the_upload(tmp_path: Path, caplog) -> None:
-    clock = Clock()
+    clock = Clock(time.time())  # the wall clock, frozen; mtimes are real
     backend = storage(tmp_path, clock)
     put(backend, "a.txt")  # the area exists now
     (tmp_path / "storage" / SWEEP_MARKER).unlink(missing_ok=True)
