@@ -13,6 +13,13 @@ name can climb out of its own. Uploads stream into ``.tmp`` and are renamed into
 only when complete, so a broken upload never shows as a stored file. Publishing freezes a
 project and mints an identifier under ``LOCAL_DOI_PREFIX`` (default ``10.5072``, DataCite's
 test prefix: these identifiers resolve nowhere).
+
+An upload whose process dies (worker killed, graceful timeout passed) leaves its ``.tmp``
+file behind; ``TempSweeper`` removes those older than ``LOCAL_TEMP_MAX_AGE`` at start
+(``login``) and then from the uploads themselves, at most once per ``LOCAL_SWEEP_INTERVAL``
+for all the processes sharing the data folder (a marker file under ``flock``): no thread
+of ours runs between requests, gunicorn's forked workers need none, and leftovers only
+grow where uploads happen.
 """
 
 from __future__ import annotations
@@ -22,22 +29,27 @@ import fcntl
 import functools
 import hashlib
 import json
+import logging
 import os
 import re
 import secrets
 import shutil
+import stat
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import quote
 
 from common.backends.base import Json, LoginFailed, StorageBase, service_info, svg_icon
-from common.config import Settings, text_setting
+from common.config import Settings, load_declared, setting
 from common.errors import (
     BadRequest,
+    ConfigError,
     Conflict,
     InsufficientStorage,
     NotFound,
@@ -48,6 +60,7 @@ from common.metadata import check_crate, parse_json
 from common.paths import archive_name, relative_path
 from common.streams import CHUNK_SIZE, Download, Meter, Upload, iter_file
 
+log = logging.getLogger("rds.local")
 F = TypeVar("F", bound=Callable[..., Any])
 CRATE_NAME = "ro-crate-metadata.json"
 _PROJECT_ID = re.compile(r"^[a-f0-9]{16}$")
@@ -59,6 +72,118 @@ LOCAL_ICON = svg_icon(_ICON_SVG)
 
 
 MAX_USER_DIR = 200
+TEMP_DIR = ".tmp"
+SWEEP_MARKER = ".sweep"  # in each area: the last sweep's time, and the lock sweepers take
+
+
+@dataclass(frozen=True)
+class LocalSettings:
+    """The local backend's variables, checked when it is built at start."""
+
+    doi_prefix: str = setting("LOCAL_DOI_PREFIX", "text", "10.5072")
+    #: a temp file untouched this long is a dead upload's: longer than any honest upload
+    #: can be idle (a request body's idle timeout, CONNECTOR_READ_TIMEOUT of a passive pull)
+    temp_max_age: int = setting("LOCAL_TEMP_MAX_AGE", "int", 3600, lo=60, hi=30 * 86400)
+    sweep_interval: int = setting("LOCAL_SWEEP_INTERVAL", "int", 600, lo=1, hi=86400)
+
+
+def sweep_temp(area: Path, max_age: float, now: float) -> tuple[int, int]:
+    """Remove the files in every ``<area>/<user>/.tmp/`` whose mtime is more than
+    ``max_age`` before ``now``; (files, bytes) removed. A file being written has a recent
+    mtime (every chunk moves it) and is never touched; folders are left in place (an
+    upload may be about to write into one)."""
+    files = size = 0
+    try:
+        users = os.scandir(area)
+    except (FileNotFoundError, NotADirectoryError):
+        return 0, 0
+    with users:
+        for user in users:
+            if not user.is_dir(follow_symlinks=False):
+                continue
+            try:
+                entries = os.scandir(os.path.join(user.path, TEMP_DIR))
+            except (FileNotFoundError, NotADirectoryError):
+                continue
+            with entries:
+                for entry in entries:
+                    try:
+                        info = entry.stat(follow_symlinks=False)
+                        if not stat.S_ISREG(info.st_mode) or now - info.st_mtime <= max_age:
+                            continue
+                        os.unlink(entry.path)
+                    except FileNotFoundError:
+                        continue  # renamed into place or removed meanwhile
+                    files += 1
+                    size += info.st_size
+    return files, size
+
+
+class TempSweeper:
+    """Sweeps one area's temp folders at start and then at most once per ``interval``.
+
+    ``maybe`` is called by every upload and costs one comparison until this process's
+    next sweep is due; then one thread of the process (a non-blocking lock) takes the
+    area's marker file with a non-blocking ``flock``, so two processes never sweep at once
+    (the loser skips, it does not wait), and sweeps only if the marker says no process
+    swept within ``interval``. The clock is injected; the file system's mtimes are
+    compared with it.
+    """
+
+    def __init__(
+        self,
+        area: Path,
+        max_age: float,
+        interval: float,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.area = area
+        self.max_age = max_age
+        self.interval = interval
+        self.clock = clock
+        self._next = 0.0  # this process's next look at the marker; 0: at the first upload
+        self._busy = threading.Lock()
+
+    def maybe(self) -> None:
+        """Sweep if due; never fails the caller (a sweep error is logged)."""
+        if self.clock() >= self._next:
+            self.sweep(force=False)
+
+    def sweep(self, *, force: bool = True) -> None:
+        """Sweep now (``force``: whenever another process swept last, as at start)."""
+        if not self._busy.acquire(blocking=False):
+            return  # another thread of this process is at it
+        try:
+            self._sweep_shared(force)
+        except OSError as exc:
+            log.warning("local.sweep.failed area=%s error=%s", self.area.name, exc.strerror)
+        finally:
+            self._busy.release()
+
+    def _sweep_shared(self, force: bool) -> None:
+        now = self.clock()
+        self._next = now + self.interval
+        if not self.area.is_dir():
+            return  # nothing stored yet, nothing left behind
+        with open(self.area / SWEEP_MARKER, "a+", encoding="ascii") as marker:
+            try:
+                fcntl.flock(marker, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return  # another process sweeps right now
+            marker.seek(0)
+            try:
+                last = float(marker.read().strip() or 0)
+            except ValueError:
+                last = 0.0
+            if not force and now - last < self.interval:
+                self._next = last + self.interval  # someone else swept: look again then
+                return
+            files, size = sweep_temp(self.area, self.max_age, now)
+            marker.seek(0)
+            marker.truncate()
+            marker.write(repr(now))
+        if files:
+            log.info("local.swept area=%s files=%d bytes=%d", self.area.name, files, size)
 
 
 def user_dir(area: Path, user: str) -> Path:
@@ -161,6 +286,7 @@ def _login_check(root: Path) -> None:
 
 class _LocalBase:
     needs_token = False
+    AREA = ""  # the subfolder of the data folder this interface keeps its users in
 
     def __init__(
         self,
@@ -168,23 +294,38 @@ class _LocalBase:
         doi_prefix: str = "10.5072",
         *,
         max_crate_bytes: int = 10 * 1024 * 1024,
+        temp_max_age: float = 3600.0,
+        sweep_interval: float = 600.0,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.root = Path(data_dir).resolve()
         self.doi_prefix = doi_prefix
         #: an uploaded ro-crate-metadata.json is the metadata, held in memory to parse it:
         #: the same limit as a PATCH body (CONNECTOR_MAX_JSON_BYTES)
         self.max_crate_bytes = max_crate_bytes
+        self.sweeper = TempSweeper(self.root / self.AREA, temp_max_age, sweep_interval, clock)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Any:
+        own = load_declared(LocalSettings, settings)
+        if own.temp_max_age <= settings.read_timeout:
+            raise ConfigError(
+                f"LOCAL_TEMP_MAX_AGE ({own.temp_max_age} s) must be longer than "
+                f"CONNECTOR_READ_TIMEOUT ({settings.read_timeout:g} s): a temp file of a "
+                "passive pull may be idle that long and must not be swept"
+            )
         return cls(
             settings.data_dir,
-            text_setting(settings, "LOCAL_DOI_PREFIX", "10.5072") or "10.5072",
+            own.doi_prefix or "10.5072",
             max_crate_bytes=settings.max_json_bytes,
+            temp_max_age=own.temp_max_age,
+            sweep_interval=own.sweep_interval,
         )
 
     def login(self) -> None:
+        """The data folder is writable; the temp files dead uploads left are swept."""
         _login_check(self.root)
+        self.sweeper.sweep()
 
     def registration_fields(self) -> Json:
         return {"credentials": {"userId": True, "password": False}}
@@ -202,6 +343,7 @@ class LocalArchive(_LocalBase):
     """Metadata interface on ``<data>/projects``."""
 
     max_files: int | None = None  # no cap: a passive pull never zips
+    AREA = "projects"
 
     # -- layout ----------------------------------------------------------------------
     def _user(self, who: Identity) -> Path:
@@ -251,7 +393,7 @@ class LocalArchive(_LocalBase):
 
     def _write_crate(self, who: Identity, folder: Path, metadata: Json) -> None:
         data = json.dumps(metadata, ensure_ascii=False, indent=1).encode("utf-8")
-        _write_atomic(folder / CRATE_NAME, iter([data]), self._user(who) / ".tmp")
+        _write_atomic(folder / CRATE_NAME, iter([data]), self._user(who) / TEMP_DIR)
 
     # -- projects ----------------------------------------------------------------------
     def list_projects(self, who: Identity) -> list[Json]:
@@ -329,7 +471,8 @@ class LocalArchive(_LocalBase):
         self._writable(state)
         if name == CRATE_NAME:
             return self._store_crate(who, project_id, upload)
-        tmp_dir = self._user(who) / ".tmp"
+        self.sweeper.maybe()
+        tmp_dir = self._user(who) / TEMP_DIR
         tmp_dir.mkdir(parents=True, exist_ok=True)
         tmp = tmp_dir / uuid.uuid4().hex
         meter = upload.meter()
@@ -434,6 +577,8 @@ def _slice(fh: Any, start: int, length: int) -> Iterator[bytes]:
 class LocalStorage(_LocalBase, StorageBase):
     """fileStorage interface on ``<data>/storage``."""
 
+    AREA = "storage"
+
     def _root(self, who: Identity) -> Path:
         root = user_dir(self.root / "storage", who.user)
         root.mkdir(parents=True, exist_ok=True)
@@ -491,9 +636,10 @@ class LocalStorage(_LocalBase, StorageBase):
 
     @_fs_errors("filepath")
     def _store(self, who: Identity, path: str, upload: Upload) -> Meter:
+        self.sweeper.maybe()
         root = self._root(who)
         meter = upload.meter()
-        _write_atomic(root / path, meter, root / ".tmp")
+        _write_atomic(root / path, meter, root / TEMP_DIR)
         return meter
 
     @_fs_errors("filepath")

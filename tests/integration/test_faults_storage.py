@@ -14,11 +14,14 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import shutil
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
+from typing import Any
 
 import boto3.session
 import botocore.endpoint
@@ -34,6 +37,7 @@ from common.identity import Identity
 from common.streams import Upload
 from tests.conftest import uid
 from tests.integration.test_s3_integration import s3_env as integration_env
+from tests.support.clock import Clock
 from tests.support.fault_proxy import FaultProxy
 from tests.support.secrets import SecretWatch
 from tests.support.servers import free_port, router_process
@@ -150,13 +154,13 @@ def dav_home(dav: tuple[WebDAVServer, FaultProxy]) -> Iterator[Path]:
     dav[1].rules.clear()
 
 
-def dav_storage(proxy: FaultProxy, sleeps: list[float]) -> WebDAVStorage:
+def dav_storage(proxy: FaultProxy, sleeps: list[float], **kw: Any) -> WebDAVStorage:
     return WebDAVStorage(
         proxy.url,
         system="nextcloud",
         public_url="https://cloud.example.org",
         timeout=(0.5, 0.5),
-        sleep=sleeps.append,
+        **{"sleep": sleeps.append, **kw},
     )
 
 
@@ -263,6 +267,112 @@ def test_webdav_download_cut_through_the_router_process(dav, dav_home: Path, tmp
     assert put.status_code == 504 and put.headers["Content-Type"] == "application/problem+json"
     assert put.json()["field"] == "file" and put.json()["notStored"] == ["/in/b.bin"]
     assert sorted(tree(dav_home)) == ["in/a.bin", "in/big.bin"]
+
+
+# -- WebDAV: nothing left behind ----------------------------------------------------------
+START = 1_800_000_000.0
+
+
+def leftover_storage(proxy: FaultProxy, clock: Clock) -> WebDAVStorage:
+    """The defaults: 30 s to delete a part file, 1 h to call one a leftover, 10 min apart."""
+    return dav_storage(proxy, clock.sleeps, sleep=clock.sleep, clock=clock)
+
+
+def parts(home: Path) -> list[str]:
+    return sorted(p.name for p in home.rglob(".rds-upload-*"))
+
+
+def upload(storage: WebDAVStorage, path: str) -> None:
+    storage.store_file(Identity(USER, TOKEN), path, Upload("x", chunks(DATA), size=len(DATA)))
+
+
+def requests_seen(proxy: FaultProxy) -> list[tuple[str, str]]:
+    """(method, path below the user's root) of each request, part-file names shortened."""
+    root = "/remote.php/dav/files/alice/"
+    return [
+        (m, re.sub(r"\.rds-upload-[0-9a-f]{32}\.part", "PART", p.removeprefix(root)))
+        for m, p, _ in proxy.seen
+    ]
+
+
+def test_webdav_discard_outlives_a_busy_server(dav, dav_home: Path) -> None:
+    """The server keeps the broken PUT's part file and answers DELETE 503, then 423, for
+    longer than the client's own retries (3 attempts): the clean-up keeps asking, with
+    back-off, until the file is gone."""
+    proxy, clock = dav[1], Clock(START)
+    before = tree(dav_home)
+    proxy.inject("reset", method="PUT", after=20_000)
+    proxy.inject("status", method="DELETE", status=503, times=7)  # > two rounds of 3
+    proxy.inject("status", method="DELETE", status=423, times=2)
+    with pytest.raises(ConnectorError):
+        upload(leftover_storage(proxy, clock), "in/b.bin")
+    assert proxy.attempts("DELETE") == 7 + 2 + 1
+    assert tree(dav_home) == before and parts(dav_home) == []
+    assert sum(clock.sleeps) < 30.0, clock.sleeps
+
+
+def test_webdav_part_file_of_a_failed_upload_goes_with_the_next_upload(dav, dav_home) -> None:
+    """The server is busy past the clean-up's deadline: the part file survives the failed
+    upload (as before), and the next upload into the folder deletes it by name."""
+    proxy, clock = dav[1], Clock(START)
+    storage = leftover_storage(proxy, clock)
+    proxy.inject("reset", method="PUT", after=20_000)
+    proxy.inject("status", method="DELETE", status=503, times=999)
+    with pytest.raises(ConnectorError):
+        upload(storage, "in/b.bin")
+    assert clock.now - START <= 30.0 + 4.0  # the deadline, then one back-off at most
+    (left,) = parts(dav_home)  # the server has it; nothing lists it
+    assert storage.list_folder(Identity(USER, TOKEN), "in") == ["/in/a.bin"]
+    proxy.rules.clear()
+    proxy.seen.clear()
+    upload(storage, "in/c.bin")  # fresh, but known to be ours and dead: gone at once
+    assert parts(dav_home) == [] and sorted(tree(dav_home)) == ["in/a.bin", "in/c.bin"]
+    assert requests_seen(proxy)[-2:] == [("PROPFIND", "in"), ("DELETE", "in/PART")]
+    assert proxy.seen[-1][1].endswith(left)
+
+
+def test_webdav_upload_sweeps_old_part_files_of_any_process(dav, dav_home: Path) -> None:
+    """Part files left by a killed worker: the next upload into the folder lists it once
+    (one PROPFIND Depth: 1) and deletes ours older than the threshold; a fresh one (an
+    upload in flight) and names not ours stay. Later uploads into the folder within the
+    interval, and uploads into a folder they made, list nothing."""
+    proxy, clock = dav[1], Clock(START)
+    storage = leftover_storage(proxy, clock)
+    folder = dav_home / "in"
+    dead = f".rds-upload-{uuid.uuid4().hex}.part"
+    live = f".rds-upload-{uuid.uuid4().hex}.part"
+    (folder / dead).write_bytes(b"x" * 1000)
+    (folder / live).write_bytes(b"y" * 1000)
+    (folder / ".rds-upload-not-ours.part").write_bytes(b"z")
+    old = time.time() - 2 * 3600  # the server's clock decides a part file's age
+    os.utime(folder / dead, (old, old))
+    os.utime(folder / ".rds-upload-not-ours.part", (old, old))
+
+    upload(storage, "in/b.bin")
+    assert parts(dav_home) == sorted([live, ".rds-upload-not-ours.part"])
+    assert requests_seen(proxy) == [
+        ("PROPFIND", "in/b.bin"),
+        ("PROPFIND", "in"),  # Depth: 0, the target's folder exists
+        ("PUT", "in/PART"),
+        ("MOVE", "in/PART"),
+        ("PROPFIND", "in"),  # Depth: 1, the sweep: one extra request ...
+        ("DELETE", "in/PART"),  # ... and one per leftover
+    ]
+    assert proxy.seen[-1][1].endswith(dead)
+    proxy.seen.clear()
+    upload(storage, "in/c.bin")  # within the interval: the upload's own four requests
+    upload(storage, "new/d.bin")  # a folder it made holds no leftovers
+    assert [m for m, _ in requests_seen(proxy)] == [
+        *("PROPFIND", "PROPFIND", "PUT", "MOVE"),
+        *("PROPFIND", "PROPFIND", "MKCOL", "PUT", "MOVE"),
+    ]
+    (folder / dead).write_bytes(b"x")
+    os.utime(folder / dead, (old, old))
+    clock.now += 600
+    proxy.seen.clear()
+    upload(storage, "in/e.bin")  # the interval has passed: listed again
+    assert requests_seen(proxy)[-2:] == [("PROPFIND", "in"), ("DELETE", "in/PART")]
+    assert live in parts(dav_home) and dead not in parts(dav_home)
 
 
 # -- S3 ------------------------------------------------------------------------------------

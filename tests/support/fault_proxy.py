@@ -9,9 +9,14 @@ middle of a body or a server that accepts and never answers cannot be played by 
 Faults (``action``):
 - ``status``: answer ``status`` with ``headers`` and ``body`` (the request body is read
   first, as a server does, so the client sees the answer and not a broken pipe);
-- ``reset``: pass the head and the first ``after`` body bytes upstream, then reset both
-  connections (the upstream sees a request broken off midway, the client a reset); a
-  request without a body is reset before it reaches the upstream;
+- ``reset``: pass the head and the first ``after`` body bytes upstream and end the request
+  there (the upstream sees a request broken off midway), wait until the upstream is done
+  with it, then reset the client; a request without a body is reset before it reaches the
+  upstream. The wait puts the two in one order: the server has finished the broken request
+  (and left whatever it leaves) before the client can react to the reset. Without it the
+  client's clean-up raced the server's handling of the same request, and either could win
+  (the flaky ``[upload-reset]`` case of ``test_faults_storage.py``); a server slower than
+  the clean-up is played by rules on the clean-up's own requests instead;
 - ``hang``: accept the request, never answer (until the client gives up or ``stop``);
 - ``garbage``: answer 200 with an HTML page where JSON/XML is expected;
 - ``cut``: pass the request, relay the answer's head and ``after`` body bytes, then reset;
@@ -34,6 +39,7 @@ from dataclasses import dataclass, field
 
 from tests.support.servers import free_port
 
+UPSTREAM_DONE_TIMEOUT = 10.0  # a bound, never reached by the servers under test
 HTML = b"<html><body><h1>Gateway says hello</h1><br></body></html>"  # neither JSON nor XML
 
 
@@ -231,6 +237,13 @@ class FaultProxy:
                 sent += len(take)
                 if sent >= limit:
                     break
+            # The upstream reads the end of the request mid-body (as from a client that died)
+            # and answers or closes; only then does the client learn of the reset.
+            up.shutdown(socket.SHUT_WR)
+            up.settimeout(UPSTREAM_DONE_TIMEOUT)
+            with contextlib.suppress(OSError):
+                while up.recv(65536):
+                    pass
         finally:
             _reset(up)
             _reset(conn.sock)

@@ -12,23 +12,9 @@ from RDS import Util
 from common.config import load_settings
 from common.registry import RegistrationFailed, build_payload, register
 from common.runtime import Runtime
+from tests.support.clock import Clock
 
 TS = "http://ts.test"
-
-
-class Clock:
-    """A fake clock: sleep advances it, so back-off is tested without waiting."""
-
-    def __init__(self) -> None:
-        self.now = 0.0
-        self.sleeps: list[float] = []
-
-    def __call__(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds
 
 
 def local_payload(tmp_path, **env):

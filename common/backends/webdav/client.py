@@ -11,11 +11,12 @@ with DTDs refused: the answer comes from a server we do not control and may be h
 from __future__ import annotations
 
 import base64
+import email.utils
 import logging
 import re
 import time
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import quote, unquote
 from xml.etree.ElementTree import ParseError
 
@@ -62,6 +63,12 @@ DAV = "{DAV:}"
 PROPFIND_BODY = (
     b'<?xml version="1.0" encoding="utf-8"?>'
     b'<d:propfind xmlns:d="DAV:"><d:prop><d:resourcetype/></d:prop></d:propfind>'
+)
+# the sweep of leftover upload files also needs each entry's age
+PROPFIND_MODIFIED_BODY = (
+    b'<?xml version="1.0" encoding="utf-8"?>'
+    b'<d:propfind xmlns:d="DAV:"><d:prop><d:resourcetype/><d:getlastmodified/></d:prop>'
+    b"</d:propfind>"
 )
 # An href is an absolute URL or path; no query is split off: servers (wsgidav) leave a '?'
 # of a file name unescaped in hrefs, so urlsplit would cut the name there.
@@ -126,6 +133,11 @@ class WebDAVClient:
         self.timeout = timeout
         self._learned = learned or (lambda mode: None)
         self.auth_first = auth_first
+
+    @property
+    def user(self) -> str:
+        """The EFSS user id the client acts as (never the secret)."""
+        return self._user
 
     def url(self, path: str) -> str:
         """The full URL of ``path`` (relative, '' for the root) under the DAV root."""
@@ -216,10 +228,12 @@ class WebDAVClient:
         except requests.RequestException as exc:
             raise STORAGE.transport(exc, method=method) from exc
 
-    def propfind(self, path: str, depth: int) -> requests.Response:
-        """``PROPFIND`` asking only for ``resourcetype`` (the answer is streamed)."""
+    def propfind(self, path: str, depth: int, *, modified: bool = False) -> requests.Response:
+        """``PROPFIND`` asking only for ``resourcetype`` (and ``getlastmodified`` when
+        ``modified``); the answer is streamed."""
         headers = {"Depth": str(depth), "Content-Type": "application/xml; charset=utf-8"}
-        return self.request("PROPFIND", path, headers=headers, data=PROPFIND_BODY, stream=True)
+        body = PROPFIND_MODIFIED_BODY if modified else PROPFIND_BODY
+        return self.request("PROPFIND", path, headers=headers, data=body, stream=True)
 
     def kind(self, path: str) -> str | None:
         """``folder``, ``file`` or ``None`` (nothing there) by a ``PROPFIND Depth: 0``."""
@@ -239,8 +253,32 @@ class WebDAVClient:
         return self.url(path)
 
 
+class Entry(NamedTuple):
+    """One ``<response>`` of a multistatus answer."""
+
+    href: str  # the decoded path
+    is_folder: bool
+    modified: float | None  # ``getlastmodified`` as a Unix time, when asked for and readable
+
+
+def http_time(value: str | None) -> float | None:
+    """An HTTP date (``getlastmodified``, ``Date``) as a Unix time, or None."""
+    if not value:
+        return None
+    try:
+        return email.utils.parsedate_to_datetime(value.strip()).timestamp()
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+
+
 def parse_multistatus(resp: requests.Response) -> Iterator[tuple[str, bool]]:
     """Yield ``(decoded href path, is collection)`` per ``<response>``, streaming the XML."""
+    for entry in parse_entries(resp):
+        yield entry.href, entry.is_folder
+
+
+def parse_entries(resp: requests.Response) -> Iterator[Entry]:
+    """Yield an ``Entry`` per ``<response>``, streaming the XML."""
     resp.raw.decode_content = True
     try:
         for _, elem in iterparse(resp.raw, events=("end",), forbid_dtd=True):
@@ -248,8 +286,9 @@ def parse_multistatus(resp: requests.Response) -> Iterator[tuple[str, bool]]:
                 continue
             href = elem.findtext(DAV + "href") or ""
             is_folder = elem.find(f".//{DAV}resourcetype/{DAV}collection") is not None
+            modified = http_time(elem.findtext(f".//{DAV}getlastmodified"))
             elem.clear()
-            yield unquote(_SCHEME_HOST.sub("", href.strip())), is_folder
+            yield Entry(unquote(_SCHEME_HOST.sub("", href.strip())), is_folder, modified)
     except (ParseError, DefusedXmlException) as exc:
         raise UpstreamError("the file storage answered PROPFIND with malformed XML") from exc
     except (urllib3.exceptions.HTTPError, OSError) as exc:

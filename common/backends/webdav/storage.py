@@ -12,17 +12,23 @@ is the configured server's, ``strip`` always cuts at the last ``@``, ``keep`` se
 
 Uploads go to a hidden ``.rds-upload-*.part`` file beside the target and are MOVEd onto it
 only when the PUT completed, so a broken upload never replaces or shows as the file
-(servers such as wsgidav write a PUT in place).
+(servers such as wsgidav write a PUT in place). A failed upload deletes its part file for
+as long as the server is busy (``WEBDAV_DISCARD_DEADLINE``); what still survives -- the
+server finished the aborted PUT after we stopped looking, or the worker was killed -- is
+swept by a later upload into the same folder (see ``_sweep``).
 """
 
 from __future__ import annotations
 
 import logging
 import posixpath
+import re
+import threading
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import Any
 from urllib.parse import quote, unquote, urlencode, urlsplit
 
 import requests
@@ -34,6 +40,8 @@ from common.backends.webdav.client import (
     WebDAVClient,
     body_chunks,
     check_moved,
+    http_time,
+    parse_entries,
     parse_multistatus,
     raise_for,
 )
@@ -48,6 +56,7 @@ from common.errors import (
     UpstreamUnavailable,
 )
 from common.identity import Identity, check_user_name
+from common.retry import Policy
 from common.streams import Download, Meter, Upload
 
 log = logging.getLogger("rds.webdav")
@@ -68,7 +77,19 @@ SYSTEMS = {
     ),
 }
 AUTH_MODES = ("bearer", "basic", "auto")
-DISCARD_DELAYS = (0.05, 0.2, 0.5, 1.0)  # seconds between DELETEs of an aborted upload's temp file
+# An aborted upload's part file: a 404 is asked again after these pauses (the server may
+# create the file a moment after our DELETE); a busy server (423, 5xx, resets, timeouts
+# after the client's own retries) is asked again with back-off until the deadline.
+DISCARD_DELAYS = (0.05, 0.2, 0.5, 1.0)
+DISCARD_POLICY = Policy(
+    attempts=None,
+    base=0.25,
+    cap=4.0,
+    statuses=frozenset({423, 502, 503, 504}),
+    exceptions=(UpstreamUnavailable, UpstreamTimeout),
+)
+KEPT_FOLDERS = 4096  # folders whose last sweep (or our leftovers) a process remembers
+_OUR_TEMP = re.compile(r"^\.rds-upload-[0-9a-f]{32}\.part$")  # what uuid4().hex makes
 USER_ID_MODES = ("auto", "strip", "keep")
 _ICON_SVG = (
     b'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 16 16">'
@@ -89,6 +110,9 @@ class WebDAVSettings:
     user_id: str = setting("WEBDAV_USER_ID", "choice", "auto", choices=USER_ID_MODES)
     authorize_url: str | None = setting("OWNCLOUD_OAUTH_AUTHORIZE_URL", "url")
     token_url: str | None = setting("OWNCLOUD_OAUTH_TOKEN_URL", "url")
+    discard_deadline: int = setting("WEBDAV_DISCARD_DEADLINE", "int", 30, lo=1, hi=3600)
+    temp_max_age: int = setting("WEBDAV_TEMP_MAX_AGE", "int", 3600, lo=60, hi=30 * 86400)
+    sweep_interval: int = setting("WEBDAV_SWEEP_INTERVAL", "int", 600, lo=1, hi=86400)
 
 
 def efss_user(user: str, mode: str, own_hosts: set[str]) -> str:
@@ -130,6 +154,10 @@ class WebDAVStorage(
         session: requests.Session | None = None,
         timeout: tuple[float, float] = (10.0, 600.0),
         sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.time,
+        discard_deadline: float = 30.0,
+        temp_max_age: float = 3600.0,
+        sweep_interval: float = 600.0,
     ) -> None:
         self.server_url = server_url.rstrip("/")
         self.public_url = (public_url or server_url).rstrip("/")
@@ -140,8 +168,18 @@ class WebDAVStorage(
         self.session = session or outside.session("webdav")
         self.timeout = timeout
         self.sleep = sleep
+        self.clock = clock
+        #: how long a failed upload keeps asking a busy server to delete its part file
+        self.discard_deadline = discard_deadline
+        #: a part file of ours older than this (by the server's clock) is a leftover
+        self.temp_max_age = temp_max_age
+        #: a folder is listed for leftovers at most this often per user and process
+        self.sweep_interval = sweep_interval
         self._own_hosts = _hosts(self.server_url, self.public_url)
         self._auth_first = "bearer"
+        self._sweeps = threading.Lock()
+        self._swept: dict[tuple[str, str, str], float] = {}  # folder -> clock() of last sweep
+        self._left: dict[tuple[str, str, str], set[str]] = {}  # folder -> our undeleted parts
 
     @classmethod
     def from_settings(cls, settings: Settings) -> WebDAVStorage:
@@ -160,6 +198,9 @@ class WebDAVStorage(
             oauth=oauth,
             session=session,
             timeout=(settings.connect_timeout, settings.read_timeout),
+            discard_deadline=own.discard_deadline,
+            temp_max_age=own.temp_max_age,
+            sweep_interval=own.sweep_interval,
         )
 
     # -- Backend -------------------------------------------------------------------------
@@ -213,25 +254,29 @@ class WebDAVStorage(
             sleep=self.sleep,
         )
 
-    def _ensure_folder(self, client: WebDAVClient, folder: str) -> None:
-        """Make ``folder`` and its missing parents (``MKCOL`` from the top down)."""
+    def _ensure_folder(self, client: WebDAVClient, folder: str) -> bool:
+        """Make ``folder`` and its missing parents (``MKCOL`` from the top down); True when
+        ``folder`` itself was made now (so nothing can have been left in it)."""
         if not folder:
-            return
+            return False
         kind = client.kind(folder)
         if kind == "folder":
-            return
+            return False
         if kind == "file":
             raise Conflict("a file stands where the path needs a folder", field="filepath")
         parts = folder.split("/")
+        made = False
         for depth in range(1, len(parts) + 1):
             sub = "/".join(parts[:depth])
             resp = client.request("MKCOL", sub)
             resp.close()
+            made = resp.status_code == 201
             if resp.status_code == 405 and client.kind(sub) == "folder":
                 continue  # exists already
             if resp.status_code in (405, 409):
                 raise Conflict("a file stands where the path needs a folder", field="filepath")
             raise_for(resp, f"/{sub}")
+        return made
 
     # -- Storage -------------------------------------------------------------------------
     def list_folder(self, who: Identity, path: str) -> list[str]:
@@ -305,8 +350,7 @@ class WebDAVStorage(
         if kind == "folder":
             raise Conflict("a folder already has this path", field="filepath")
         parent = posixpath.dirname(path)
-        if kind is None:
-            self._ensure_folder(client, parent)
+        made = kind is None and self._ensure_folder(client, parent)
         temp = posixpath.join(parent, f".rds-upload-{uuid.uuid4().hex}.part")
         meter = upload.meter(hinted=True)
         try:
@@ -327,6 +371,7 @@ class WebDAVStorage(
             self._discard(client, temp)
             raise
         log.info("webdav.stored size=%d md5=%s", meter.size, meter.md5)
+        self._sweep(client, parent, made=made)
         return meter
 
     @staticmethod
@@ -339,21 +384,116 @@ class WebDAVStorage(
             raise
 
     def _discard(self, client: WebDAVClient, temp: str) -> None:
-        """Best-effort removal of an unfinished upload (the original error is what counts).
+        """Remove an unfinished upload's part file (best effort: the upload's error counts).
 
-        The server may still be handling the aborted PUT (and create the temp file after our
-        first DELETE arrived), so a 404 is retried a few times, briefly, on this error path.
+        The server may still be handling the aborted PUT: it may answer 423 or 5xx, time
+        out, or create the file after our first DELETE (a 404). A busy server is asked again
+        with back-off until ``discard_deadline``, however many rounds of the client's own
+        retries that takes; a 404 a few times, briefly. A file still not gone is remembered
+        by name, and the next upload into its folder deletes it (``_sweep``).
         """
+        end = self.clock() + self.discard_deadline
+        status: int | None = None
         for delay in (*DISCARD_DELAYS, None):
-            try:
-                resp = client.request("DELETE", temp)
-                resp.close()
-            except ConnectorError:
+            left = end - self.clock()
+            if left <= 0:
                 break
-            if resp.status_code not in (404, 423) or delay is None:
-                return
+            try:
+                resp = replace(DISCARD_POLICY, deadline=left).run(
+                    lambda: client.request("DELETE", temp),
+                    sleep=self.sleep,
+                    clock=self.clock,
+                    log=lambda reason, attempt, wait: log.warning(
+                        "webdav.discard.retry reason=%s wait=%.2fs", reason, wait
+                    ),
+                )
+            except ConnectorError as exc:  # still busy at the deadline, or refused
+                status = getattr(exc, "status", None)
+                break
+            resp.close()
+            status = resp.status_code
+            if status != 404 or delay is None:
+                break
             self.sleep(delay)
-        log.warning("webdav.temp_left_behind (delete failed)")
+        if status in (200, 204):
+            return
+        log.warning("webdav.temp_left_behind status=%s", status)
+        self._remember(client, temp)
+
+    @staticmethod
+    def _folder_key(client: WebDAVClient, folder: str) -> tuple[str, str, str]:
+        return (client.root_url, client.user, folder)
+
+    def _remember(self, client: WebDAVClient, temp: str) -> None:
+        """Note a part file we could not delete, for the next upload into its folder."""
+        key = self._folder_key(client, posixpath.dirname(temp))
+        with self._sweeps:
+            self._left.setdefault(key, set()).add(posixpath.basename(temp))
+            _trim(self._left)
+
+    def _sweep(self, client: WebDAVClient, folder: str, *, made: bool = False) -> None:
+        """Delete what earlier uploads left in ``folder``; never fails the upload.
+
+        Runs after the upload is in place. Part files this process could not delete are
+        known by name and cost one DELETE each. Others (killed workers, restarts, other
+        processes) are found by one ``PROPFIND Depth: 1`` asking for ``getlastmodified``,
+        at most once per ``sweep_interval`` per folder, user and process, and not at all
+        for a folder this upload made; of those, only ours (``.rds-upload-<hex>.part``)
+        older than ``temp_max_age`` by the server's own clock go, so an upload in flight
+        next door is never touched.
+        """
+        key = self._folder_key(client, folder)
+        now = self.clock()
+        with self._sweeps:
+            known = self._left.pop(key, set())
+            last = self._swept.get(key)
+            due = not made and (last is None or now - last >= self.sweep_interval)
+            if made or due:
+                self._swept.pop(key, None)
+                self._swept[key] = now  # claimed now: a concurrent upload does not list too
+                _trim(self._swept)
+        names = set(known)
+        kept: set[str] = set()
+        removed = 0
+        try:
+            if due:
+                names |= self._stale_parts(client, folder)
+            for name in sorted(names):
+                resp = client.request("DELETE", posixpath.join(folder, name))
+                resp.close()
+                if resp.status_code in (200, 204):
+                    removed += 1
+                elif resp.status_code != 404 and name in known:
+                    kept.add(name)  # locked or refused: try again next time
+        except ConnectorError as exc:
+            kept = known
+            log.warning("webdav.sweep.failed error=%s", type(exc).__name__)
+        if kept:
+            with self._sweeps:
+                self._left.setdefault(key, set()).update(kept)
+        if removed:
+            log.info("webdav.swept removed=%d", removed)
+
+    def _stale_parts(self, client: WebDAVClient, folder: str) -> set[str]:
+        """Names of our part files in ``folder`` older than ``temp_max_age``."""
+        resp = client.propfind(folder, 1, modified=True)
+        with resp:
+            if resp.status_code != 207:
+                raise_for(resp, f"/{folder}")
+                return set()  # any other success: nothing to learn from it
+            server_now = http_time(resp.headers.get("Date")) or self.clock()
+            base = unquote(urlsplit(client.url(folder)).path).rstrip("/")
+            stale = set()
+            for entry in parse_entries(resp):
+                href = entry.href.rstrip("/")
+                if entry.is_folder or not href.startswith(base + "/"):
+                    continue
+                name = href[len(base) + 1 :]
+                if "/" in name or not _OUR_TEMP.match(name) or entry.modified is None:
+                    continue  # not ours, or of unknown age: never touched
+                if server_now - entry.modified > self.temp_max_age:
+                    stale.add(name)
+        return stale
 
     def _move(self, who: Identity, path: str, new_path: str) -> None:
         """MOVE (never overwriting): a taken ``newfilepath`` is a 409."""
@@ -404,3 +544,9 @@ def _oauth_fields(settings: Settings, own: WebDAVSettings) -> Json:
 def _is_upload_temp(name: str) -> bool:
     """Our own in-flight upload files (``.rds-upload-<hex>.part``), hidden from listings."""
     return name.startswith(".rds-upload-") and name.endswith(".part")
+
+
+def _trim(table: dict[tuple[str, str, str], Any]) -> None:
+    """Forget the oldest entries beyond ``KEPT_FOLDERS`` (insertion order is age)."""
+    while len(table) > KEPT_FOLDERS:
+        del table[next(iter(table))]
