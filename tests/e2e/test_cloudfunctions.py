@@ -32,6 +32,7 @@ from tests.conftest import uid
 from tests.support.servers import free_port, wait_for_port
 
 VENV_BIN = Path(sys.executable).parent
+SA = "rds-init@proj-1.iam.gserviceaccount.com"
 CRATE = {
     "@context": "https://w3id.org/ro/crate/1.1/context",
     "@graph": [
@@ -146,14 +147,29 @@ def test_env_file_refuses_secrets_and_reserved_names(
     assert "abc" not in str(info.value)
 
 
+@pytest.mark.parametrize(
+    ("content", "args", "named"),
+    [
+        ("CONNECTOR_METADATA: dropbox\n", [], "CONNECTOR_METADATA"),
+        # caller auth google: the init call needs an account to mint its token as ...
+        ("CONNECTOR_CALLER_AUTH: google\n", [], "--init-service-account"),
+        # ... and one the connector lets in
+        (
+            f"CONNECTOR_CALLER_AUTH: google\nCONNECTOR_CALLER_EMAILS: other@{SA}\n",
+            [f"--service-account={SA}"],
+            "CONNECTOR_CALLER_EMAILS",
+        ),
+    ],
+    ids=["bad-value", "no-init-account", "init-account-not-allowed"],
+)
 def test_a_wrong_setting_stops_the_deploy_before_anything_is_built(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], content: str, args: list[str], named: str
 ) -> None:
     env_file = tmp_path / "env.yaml"
-    env_file.write_text("CONNECTOR_METADATA: dropbox\n")
-    argv = ["deploy", "--project=p", "--region=r", f"--out={tmp_path / 'out'}"]
+    env_file.write_text(content)
+    argv = ["deploy", "--project=p", "--region=r", f"--out={tmp_path / 'out'}", *args]
     assert build.main([*argv, f"--env-file={env_file}"]) == 2
-    assert "CONNECTOR_METADATA" in capsys.readouterr().err
+    assert named in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
 
 
@@ -217,7 +233,16 @@ def test_run_mode_stops_when_init_fails(tmp_path: Path) -> None:
         build.run_plan(prepared, runner=lambda _c: None, token=lambda _a: "t", write=print)
 
 
-def test_identity_token_falls_back_to_the_gcloud_user() -> None:
+@pytest.mark.parametrize("auth", ["none", "google"])
+def test_identity_token_without_credentials_runs_the_printed_gcloud_command(
+    tmp_path: Path, auth: str
+) -> None:
+    """No Google credentials here: the token comes from gcloud -- the deploying user's own
+    with caller auth off, one minted for the init URL as the service account with it on."""
+    p = plan(tmp_path, CONNECTOR_CALLER_AUTH=auth)
+    p.service_account = SA
+    prepared = build.prepare(p)
+
     class NoCredentials:
         def token(self, audience: str) -> None:
             return None
@@ -226,11 +251,22 @@ def test_identity_token_falls_back_to_the_gcloud_user() -> None:
 
     def runner(cmd: list[str], **kw: object) -> subprocess.CompletedProcess[str]:
         calls.append(cmd)
-        return subprocess.CompletedProcess(cmd, 0, stdout="user-id-token\n")
+        return subprocess.CompletedProcess(cmd, 0, stdout="id-token\n")
 
-    got = build.identity_token("https://x", source=NoCredentials(), runner=runner)  # type: ignore[arg-type]
-    assert got == "user-id-token"
-    assert calls == [["gcloud", "auth", "print-identity-token"]]
+    got = build.identity_token(
+        "https://x",
+        command=prepared.init_token,
+        source=NoCredentials(),
+        runner=runner,  # type: ignore[arg-type]
+    )
+    assert got == "id-token"
+    assert calls[0][:3] == ["gcloud", "auth", "print-identity-token"]
+    expected = [
+        f"--impersonate-service-account={SA}",
+        "--audiences=https://europe-west3-proj-1.cloudfunctions.net/rds-local-init",
+        "--include-email",
+    ]
+    assert calls[0][3:] == (expected if auth == "google" else [])
 
 
 # -- acceptance: every bundle alone ------------------------------------------------------
@@ -472,20 +508,6 @@ def test_the_printed_script_runs_twice(tmp_path: Path) -> None:
 
 
 # -- init with caller auth on -------------------------------------------------------------
-SA = "rds-init@proj-1.iam.gserviceaccount.com"
-
-
-def test_google_caller_auth_needs_an_account_for_the_init_token(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    env_file = tmp_path / "env.yaml"
-    env_file.write_text("CONNECTOR_CALLER_AUTH: google\n")
-    argv = ["deploy", "--project=p", "--region=r", f"--out={tmp_path / 'out'}"]
-    assert build.main([*argv, f"--env-file={env_file}"]) == 2
-    assert "--init-service-account" in capsys.readouterr().err
-    env_file.write_text(f"CONNECTOR_CALLER_AUTH: google\nCONNECTOR_CALLER_EMAILS: other@{SA}\n")
-    assert build.main([*argv, f"--env-file={env_file}", f"--service-account={SA}"]) == 2
-    assert "CONNECTOR_CALLER_EMAILS" in capsys.readouterr().err
 
 
 def test_the_init_call_with_google_caller_auth_is_accepted_by_init(
@@ -527,35 +549,6 @@ def test_the_init_call_with_google_caller_auth_is_accepted_by_init(
         assert resp.status_code == 401
     finally:
         caller_auth.use_transport(CachingCertsTransport())
-
-
-def test_identity_token_mints_for_the_init_url_as_the_service_account(tmp_path: Path) -> None:
-    p = plan(tmp_path, CONNECTOR_CALLER_AUTH="google")
-    p.service_account = SA
-    prepared = build.prepare(p)
-
-    class NoCredentials:
-        def token(self, audience: str) -> None:
-            return None
-
-    calls: list[list[str]] = []
-
-    def runner(cmd: list[str], **kw: object) -> subprocess.CompletedProcess[str]:
-        calls.append(cmd)
-        return subprocess.CompletedProcess(cmd, 0, stdout="sa-id-token\n")
-
-    got = build.identity_token(
-        "https://x",
-        command=prepared.init_token,
-        source=NoCredentials(),
-        runner=runner,  # type: ignore[arg-type]
-    )
-    assert got == "sa-id-token"
-    assert calls[0][3:] == [
-        f"--impersonate-service-account={SA}",
-        "--audiences=https://europe-west3-proj-1.cloudfunctions.net/rds-local-init",
-        "--include-email",
-    ]
 
 
 # -- bundles carry what their function imports; instance limits --------------------------
