@@ -511,9 +511,7 @@ def test_the_printed_script_runs_twice(tmp_path: Path) -> None:
 
 
 def test_the_init_call_with_google_caller_auth_is_accepted_by_init(
-    tmp_path: Path,
-    capsys: pytest.CaptureFixture[str],
-    make_runtime: Any,
+    tmp_path: Path, make_runtime: Any
 ) -> None:
     """What the deploy prints mints a token for the init function's URL as a service
     account; the init function, configured from the deploy's own env file, accepts such a
@@ -525,8 +523,9 @@ def test_the_init_call_with_google_caller_auth_is_accepted_by_init(
 
     p = plan(tmp_path, CONNECTOR_CALLER_AUTH="google", CONNECTOR_CALLER_EMAILS=SA)
     p.init_service_account = SA
-    build.print_plan(build.prepare(p))
-    text = capsys.readouterr().out
+    printed: list[str] = []  # not capsys: the runtime's log handler must not keep its stream
+    build.print_plan(build.prepare(p), write=printed.append)
+    text = "\n".join(printed)
     (curl,) = [line for line in text.splitlines() if line.startswith("curl")]
     init_fn = "https://europe-west3-proj-1.cloudfunctions.net/rds-local-init"
     assert f"--impersonate-service-account={SA} --audiences={init_fn} --include-email" in curl
