@@ -14,6 +14,10 @@ at no cost.
 In: ``verify_id_token`` checks a Google-signed ID token (signature, expiry, issuer,
 audience) for caller authentication; Google's signing certificates are cached for the
 ``max-age`` their answer allows, so a request does not cost a fetch.
+
+google-auth (and cryptography, which it loads: ~50 ms and ~13 MiB per process) is imported
+inside the functions that need it, never at import time: a function with caller auth off
+that makes no outbound call on Google Cloud never loads it (``tests/unit/test_cold_imports.py``).
 """
 
 from __future__ import annotations
@@ -26,11 +30,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-import google.auth.transport.requests
 import requests
-from google.auth import exceptions as gexc
-from google.auth import jwt
-from google.oauth2 import id_token
 
 from common.errors import UpstreamUnavailable
 
@@ -48,7 +48,17 @@ Fetch = Callable[[Transport, str], str]
 
 def default_transport() -> Transport:
     """google-auth's own transport over ``requests`` (with a timeout on every call)."""
+    import google.auth.transport.requests
+
     return google.auth.transport.requests.Request(session=requests.Session())
+
+
+def fetch_id_token(transport: Transport, audience: str) -> str:
+    """``google.oauth2.id_token.fetch_id_token``, imported on first use."""
+    from google.oauth2 import id_token
+
+    token: str = id_token.fetch_id_token(transport, audience)
+    return token
 
 
 class IdTokenSource:
@@ -62,7 +72,7 @@ class IdTokenSource:
         self,
         transport: Transport | None = None,
         *,
-        fetch: Fetch = id_token.fetch_id_token,
+        fetch: Fetch = fetch_id_token,
         clock: Callable[[], float] = time.time,
         environ: Mapping[str, str] | None = None,
     ) -> None:
@@ -87,6 +97,8 @@ class IdTokenSource:
             cached = self._tokens.get(audience)
             if cached and cached[1] - RENEW_MARGIN > self._clock():
                 return cached[0]
+            from google.auth import exceptions as gexc
+
             if self._transport is None:
                 self._transport = default_transport()
             try:
@@ -120,6 +132,8 @@ def may_have_google_credentials(environ: Mapping[str, str]) -> bool:
 
 def _expiry(token: str, clock: Callable[[], float]) -> float:
     """The token's ``exp`` claim (unverified: we minted it); one hour from now if absent."""
+    from google.auth import jwt
+
     try:
         claims = jwt.decode(token, verify=False)
         return float(claims["exp"])
@@ -213,6 +227,9 @@ def verify_id_token(
 ) -> Mapping[str, Any]:
     """The token's claims when Google signed it for one of ``audiences`` (and, when
     ``emails`` is given, for one of those accounts with a verified email)."""
+    from google.auth import exceptions as gexc
+    from google.oauth2 import id_token
+
     try:
         claims = id_token.verify_oauth2_token(token, transport, audience=audiences)
     except gexc.TransportError as exc:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import os
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -281,6 +282,11 @@ def stream_response(download: Any) -> Response:
     byte (a storage resetting the connection) answers a problem, not the server's bare 500
     that a failure in the not-yet-started body would become. A later failure can only
     break the answer off, which the client sees against ``Content-Length``.
+
+    On Cloud Functions (gen2 runs on Cloud Run, which sets ``K_SERVICE``) an HTTP/1 answer
+    with a ``Content-Length`` is capped at 32 MiB; a streamed one (chunked) is not. There
+    the answer goes without ``Content-Length``, chunked, and a break-off shows as a
+    missing last chunk instead.
     """
     chunks = iter(download.chunks)
     try:
@@ -302,7 +308,7 @@ def stream_response(download: Any) -> Response:
     resp = Response(
         body(), status=download.status, content_type=download.content_type, direct_passthrough=True
     )
-    if download.size is not None:
+    if download.size is not None and not os.environ.get("K_SERVICE"):
         resp.headers["Content-Length"] = str(download.size)
     if download.content_range:
         resp.headers["Content-Range"] = download.content_range

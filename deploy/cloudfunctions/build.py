@@ -61,6 +61,20 @@ class Plan:
     secrets: dict[str, str] = field(default_factory=dict)
     service_account: str | None = None
     gateway_service_account: str | None = None
+    #: the account whose ID token (audience: the init function's URL) the init call carries
+    #: when caller auth is google; defaults to ``service_account``
+    init_service_account: str | None = None
+    max_instances: int | None = None
+    concurrency: int | None = None
+    cpu: str | None = None
+
+    @property
+    def caller_auth(self) -> str:
+        return (self.env.get("CONNECTOR_CALLER_AUTH") or "none").lower()
+
+    @property
+    def init_account(self) -> str | None:
+        return self.init_service_account or self.service_account
 
     @functools.cached_property
     def settings(self) -> Settings:
@@ -87,7 +101,35 @@ class Plan:
 
 
 # -- bundles ---------------------------------------------------------------------------
-def build_bundle(route: Route, dest: Path) -> Path:
+#: requirements a function imports only under some configuration (the others -- flask,
+#: requests, pyyaml, prometheus-client, zipstream-ng, ... -- every function imports). Every
+#: function builds all configured backends at its first request (``Runtime.build``), so
+#: what a bundle needs follows from the deployment's settings:
+OPTIONAL_REQUIREMENTS: dict[str, Callable[[Settings], bool]] = {
+    # the s3 backend's client (common/backends/s3/)
+    "boto3": lambda s: "s3" in (s.storage_backend, s.metadata_backend),
+    # WebDAV PROPFIND answers (common/backends/webdav/)
+    "defusedxml": lambda s: "webdav" in (s.storage_backend, s.metadata_backend),
+    # caller auth's token check, and ID tokens for passive transfer's outbound calls
+    # (common/gcp_auth.py imports it only then)
+    "google-auth": lambda s: s.caller_auth == "google" or s.file_transfer_mode != 0,
+}
+
+
+def requirements_for(settings: Settings | None) -> str:
+    """``requirements.txt`` for a bundle: the pinned runtime requirements, minus those the
+    deployment's settings never import (all of them when ``settings`` is None)."""
+    kept = []
+    for line in (ROOT / "requirements.txt").read_text(encoding="utf-8").splitlines():
+        name = line.split("==")[0].strip().lower()
+        needed = OPTIONAL_REQUIREMENTS.get(name)
+        if settings is not None and needed is not None and not needed(settings):
+            continue
+        kept.append(line)
+    return "\n".join(kept) + "\n"
+
+
+def build_bundle(route: Route, dest: Path, settings: Settings | None = None) -> Path:
     """``dest`` = main.py + common/ + requirements.txt: all a function needs, nothing else."""
     if dest.exists():
         shutil.rmtree(dest)
@@ -96,14 +138,15 @@ def build_bundle(route: Route, dest: Path) -> Path:
     shutil.copytree(
         ROOT / "common", dest / "common", ignore=shutil.ignore_patterns("__pycache__", "*.pyc")
     )
-    shutil.copy2(ROOT / "requirements.txt", dest / "requirements.txt")
+    (dest / "requirements.txt").write_text(requirements_for(settings), encoding="utf-8")
     (dest / ".gcloudignore").write_text("__pycache__/\n*.pyc\n", encoding="utf-8")
     return dest
 
 
-def build_bundles(plan: Plan) -> dict[str, Path]:
+def build_bundles(plan: Plan, settings: Settings | None = None) -> dict[str, Path]:
     """One bundle per route under ``plan.out``; answers function name -> folder."""
-    return {r.name: build_bundle(r, plan.out / plan.name(r)) for r in plan.routes}
+    settings = settings or load_settings({"CONNECTOR_CONFIG": "", **env_for_deploy(plan)})
+    return {r.name: build_bundle(r, plan.out / plan.name(r), settings) for r in plan.routes}
 
 
 # -- environment and secrets -----------------------------------------------------------
@@ -180,59 +223,156 @@ def deploy_command(plan: Plan, route: Route, source: Path, env_file: Path) -> li
         cmd.append(f"--set-secrets={pairs}")
     if plan.service_account:
         cmd.append(f"--service-account={plan.service_account}")
+    if plan.max_instances is not None:
+        cmd.append(f"--max-instances={plan.max_instances}")
+    if plan.concurrency is not None:
+        cmd.append(f"--concurrency={plan.concurrency}")
+    cpu = plan.cpu or ("1" if (plan.concurrency or 1) > 1 else None)
+    if cpu:
+        cmd.append(f"--cpu={cpu}")  # gen2 serves concurrent requests only with >= 1 CPU
     return cmd
 
 
+def init_route(plan: Plan) -> Route:
+    return next(r for r in plan.routes if r.name == "init")
+
+
 def init_url(plan: Plan) -> str:
-    route = next(r for r in plan.routes if r.name == "init")
+    route = init_route(plan)
     return plan.url(route) + route.path
 
 
-def gateway_commands(plan: Plan, spec: Path, text: str) -> list[list[str]]:
-    """Create an API config from ``spec`` (id from its hash: each change is a new config)
-    and the gateway serving it."""
+def init_token_command(plan: Plan) -> list[str]:
+    """The gcloud command that mints the init call's ID token.
+
+    Caller auth off: the deploying user's own ID token (IAM, ``--no-allow-unauthenticated``,
+    accepts it). Caller auth ``google``: the connector also checks the audience, and a user's
+    token is minted for gcloud's client, not for the function; so the token is minted for the
+    init function's URL as a service account (impersonated: the deploying user needs
+    ``roles/iam.serviceAccountTokenCreator`` on it), with its email for
+    ``CONNECTOR_CALLER_EMAILS``.
+    """
+    cmd = ["gcloud", "auth", "print-identity-token"]
+    if plan.caller_auth == "google":
+        audience = plan.url(init_route(plan))
+        cmd += [
+            f"--impersonate-service-account={plan.init_account}",
+            f"--audiences={audience}",
+            "--include-email",
+        ]
+    return cmd
+
+
+def init_invoker_command(plan: Plan) -> list[str] | None:
+    """With caller auth on, the init account must pass IAM too: ``run.invoker`` on init."""
+    if plan.caller_auth != "google":
+        return None
+    return [
+        "gcloud",
+        "functions",
+        "add-invoker-policy-binding",
+        plan.name(init_route(plan)),
+        f"--region={plan.region}",
+        f"--project={plan.project}",
+        f"--member=serviceAccount:{plan.init_account}",
+    ]
+
+
+def check_init_auth(plan: Plan, env: dict[str, str]) -> None:
+    """With caller auth ``google`` the init call needs a service account to mint for, and
+    that account must be one the connector lets in."""
+    if plan.caller_auth != "google":
+        return
+    if not plan.init_account:
+        raise ConfigError(
+            "CONNECTOR_CALLER_AUTH is google: pass --init-service-account (or "
+            "--service-account), the account whose ID token for the init function's URL "
+            "the init call carries"
+        )
+    emails = [e.strip() for e in (env.get("CONNECTOR_CALLER_EMAILS") or "").split(",")]
+    if any(emails) and plan.init_account not in emails:
+        raise ConfigError(
+            f"CONNECTOR_CALLER_EMAILS does not list {plan.init_account}, the account the init "
+            "call carries a token of: add it, or pass another --init-service-account"
+        )
+
+
+@dataclass
+class GatewaySteps:
+    """Idempotent: the config is created unless it exists (its id is the document's hash,
+    so an unchanged document is the same config); the gateway is created the first time
+    and updated to the config afterwards."""
+
+    config_exists: list[str]
+    config_create: list[str]
+    gateway_exists: list[str]
+    gateway_create: list[str]
+    gateway_update: list[str]
+
+
+def gateway_steps(plan: Plan, spec: Path, text: str) -> GatewaySteps:
+    """The API config from ``spec`` and the gateway serving it."""
     api = f"rds-{plan.service}" if plan.service else "rds"
     config_id = f"{api}-{hashlib.sha256(text.encode()).hexdigest()[:10]}"
-    common = [f"--project={plan.project}"]
-    return [
-        [
-            "gcloud",
-            "api-gateway",
+    project = f"--project={plan.project}"
+    gw = ["gcloud", "api-gateway"]
+    located = [api, f"--location={plan.region}", project]
+    return GatewaySteps(
+        config_exists=[*gw, "api-configs", "describe", config_id, f"--api={api}", project],
+        config_create=[
+            *gw,
             "api-configs",
             "create",
             config_id,
             f"--api={api}",
             f"--openapi-spec={spec}",
             f"--backend-auth-service-account={plan.gateway_service_account}",
-            *common,
+            project,
         ],
-        [
-            "gcloud",
-            "api-gateway",
+        gateway_exists=[*gw, "gateways", "describe", *located],
+        gateway_create=[
+            *gw,
             "gateways",
             "create",
-            api,
+            *located[:1],
             f"--api={api}",
             f"--api-config={config_id}",
-            f"--location={plan.region}",
-            *common,
+            *located[1:],
         ],
-    ]
+        gateway_update=[
+            *gw,
+            "gateways",
+            "update",
+            *located[:1],
+            f"--api={api}",
+            f"--api-config={config_id}",
+            *located[1:],
+        ],
+    )
 
 
 @dataclass
 class Prepared:
     deploys: list[list[str]]
     init_url: str
-    gateway: list[list[str]]
+    gateway: GatewaySteps | None
+    init_token: list[str] = field(
+        default_factory=lambda: ["gcloud", "auth", "print-identity-token"]
+    )
+    init_invoker: list[str] | None = None
 
 
 def prepare(plan: Plan) -> Prepared:
     """Build bundles, env file and gateway document; answer the commands to run."""
     env = env_for_deploy(plan)
-    load_settings({"CONNECTOR_CONFIG": "", **env})  # a wrong value fails here, named
+    settings = load_settings({"CONNECTOR_CONFIG": "", **env})  # a wrong value fails here
+    check_init_auth(plan, env)
+    for name in ("max_instances", "concurrency"):
+        value = getattr(plan, name)
+        if value is not None and not 1 <= value <= 1000:
+            raise ConfigError(f"--{name.replace('_', '-')} must be between 1 and 1000")
     plan.out.mkdir(parents=True, exist_ok=True)
-    bundles = build_bundles(plan)
+    bundles = build_bundles(plan, settings)
     env_file = plan.out / "env.yaml"
     env_file.write_text(
         yaml.safe_dump(env, sort_keys=True, default_flow_style=False),
@@ -245,8 +385,14 @@ def prepare(plan: Plan) -> Prepared:
     text = gateway.render(doc)
     spec = plan.out / "gateway.yaml"
     spec.write_text(text, encoding="utf-8")
-    gw = gateway_commands(plan, spec, text) if plan.gateway_service_account else []
-    return Prepared(deploys, init_url(plan), gw)
+    gw = gateway_steps(plan, spec, text) if plan.gateway_service_account else None
+    return Prepared(
+        deploys,
+        init_url(plan),
+        gw,
+        init_token=init_token_command(plan),
+        init_invoker=init_invoker_command(plan),
+    )
 
 
 def print_plan(prepared: Prepared, write: Callable[[str], Any] = print) -> None:
@@ -255,14 +401,24 @@ def print_plan(prepared: Prepared, write: Callable[[str], Any] = print) -> None:
     for cmd in prepared.deploys:
         write(shlex.join(cmd))
     write("# 2. init once: login + registration with the Token Storage")
+    if prepared.init_invoker:
+        write(
+            "# (caller auth is google: an ID token for the init URL, minted as a service account)"
+        )
+        write(shlex.join(prepared.init_invoker))
     write(
-        'curl -fsS -X POST -H "Authorization: Bearer $(gcloud auth print-identity-token)" '
+        f'curl -fsS -X POST -H "Authorization: Bearer $({shlex.join(prepared.init_token)})" '
         f"-H 'Content-Type: application/json' -d '{{}}' {shlex.quote(prepared.init_url)}"
     )
     if prepared.gateway:
-        write("# 3. the gateway routes (RDS paths -> function URLs)")
-        for cmd in prepared.gateway:
-            write(shlex.join(cmd))
+        g = prepared.gateway
+        write("# 3. the gateway routes (RDS paths -> function URLs); safe to run again")
+        write(f"{shlex.join(g.config_exists)} >/dev/null 2>&1 || {shlex.join(g.config_create)}")
+        write(f"if {shlex.join(g.gateway_exists)} >/dev/null 2>&1; then")
+        write(f"  {shlex.join(g.gateway_update)}")
+        write("else")
+        write(f"  {shlex.join(g.gateway_create)}")
+        write("fi")
     else:
         write("# 3. gateway: pass --gateway-service-account to get its commands")
 
@@ -270,48 +426,64 @@ def print_plan(prepared: Prepared, write: Callable[[str], Any] = print) -> None:
 def identity_token(
     audience: str,
     *,
+    command: Sequence[str] = ("gcloud", "auth", "print-identity-token"),
     source: IdTokenSource | None = None,
     runner: Callable[..., Any] = subprocess.run,
 ) -> str:
     """An ID token for ``audience``: from Google credentials when this machine has them
-    (a CI service account), else from the gcloud user that just deployed."""
+    (a CI service account mints for any audience), else from ``command`` (the gcloud user
+    that just deployed, or the service account it impersonates: ``init_token_command``)."""
     token = (source or IdTokenSource()).token(audience)
     if token:
         return token
-    done = runner(
-        ["gcloud", "auth", "print-identity-token"], capture_output=True, text=True, check=True
-    )
-    return done.stdout.strip()
+    done = runner(list(command), capture_output=True, text=True, check=True)
+    return str(done.stdout).strip()
+
+
+def succeeds(cmd: list[str]) -> bool:
+    """Whether ``cmd`` exits 0 (its output discarded): the ``describe`` probes."""
+    return subprocess.run(cmd, capture_output=True, check=False).returncode == 0
 
 
 def run_plan(
     prepared: Prepared,
     *,
     runner: Runner = lambda cmd: subprocess.run(cmd, check=True),
+    probe: Callable[[list[str]], bool] = succeeds,
     session: requests.Session | None = None,
-    token: Callable[[str], str] = identity_token,
+    token: Callable[[str], str] | None = None,
     write: Callable[[str], Any] = print,
 ) -> dict[str, Any]:
-    """Deploy every function, call init once, then create the gateway; stop at the first
-    failure (a deploy that failed is not followed by a registration)."""
+    """Deploy every function, call init once, then create or update the gateway; stop at
+    the first failure (a deploy that failed is not followed by a registration)."""
     for cmd in prepared.deploys:
         write(f"+ {shlex.join(cmd[:4])} ...")
         runner(cmd)
+    if prepared.init_invoker:
+        runner(prepared.init_invoker)
     audience = prepared.init_url.rsplit("/", 1)[0]
+    if token is None:
+        minted = identity_token(audience, command=prepared.init_token)
+    else:
+        minted = token(audience)
     session = session or requests.Session()
     resp = session.post(
         prepared.init_url,
         json={},
-        headers={"Authorization": f"Bearer {token(audience)}"},
+        headers={"Authorization": f"Bearer {minted}"},
         timeout=(10, 360),
     )
     if resp.status_code != 200:
         raise SystemExit(f"init answered {resp.status_code}: {resp.text[:500]}")
     answer = resp.json()
     write(f"init: {answer}")
-    for cmd in prepared.gateway:
-        write(f"+ {shlex.join(cmd[:5])} ...")
-        runner(cmd)
+    g = prepared.gateway
+    if g:
+        steps = [] if probe(g.config_exists) else [g.config_create]
+        steps.append(g.gateway_update if probe(g.gateway_exists) else g.gateway_create)
+        for cmd in steps:
+            write(f"+ {shlex.join(cmd[:5])} ...")
+            runner(cmd)
     return answer
 
 
@@ -341,6 +513,18 @@ def _parser() -> argparse.ArgumentParser:
     )
     d.add_argument("--service-account", help="the functions' runtime service account")
     d.add_argument("--gateway-service-account", help="the identity the gateway calls with")
+    d.add_argument(
+        "--init-service-account",
+        help="with CONNECTOR_CALLER_AUTH=google: the account the init call's ID token is "
+        "minted for, by impersonation (default: --service-account)",
+    )
+    d.add_argument("--max-instances", type=int, help="per function (gcloud --max-instances)")
+    d.add_argument(
+        "--concurrency",
+        type=int,
+        help="requests per instance (gcloud --concurrency; above 1 also sets --cpu=1)",
+    )
+    d.add_argument("--cpu", help="vCPUs per instance (gcloud --cpu)")
     d.add_argument("--run", action="store_true", help="execute the commands (default: print)")
     sub.add_parser("gateway", help=f"rewrite {COMMITTED_GATEWAY.relative_to(ROOT)}")
     return p
@@ -361,6 +545,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             secrets=dict(parse_secret(s) for s in args.secret),
             service_account=args.service_account,
             gateway_service_account=args.gateway_service_account,
+            init_service_account=args.init_service_account,
+            max_instances=args.max_instances,
+            concurrency=args.concurrency,
+            cpu=args.cpu,
         )
         prepared = prepare(plan)
     except (ConfigError, OSError, yaml.YAMLError, ValueError) as exc:

@@ -8,13 +8,16 @@ command runner and the HTTP session injected.
 from __future__ import annotations
 
 import io
+import json
 import os
 import shlex
 import subprocess
 import sys
 import sysconfig
 from pathlib import Path
+from typing import Any
 
+import functions_framework
 import pytest
 import requests
 import responses
@@ -24,10 +27,12 @@ from common.errors import ConfigError
 from common.routes import ROUTES
 from deploy.cloudfunctions import build
 from deploy.cloudfunctions.table import SIZING, cloud_name, deployed_routes, service_slug
+from local_router import FUNCTIONS as ROOT_FUNCTIONS
 from tests.conftest import uid
 from tests.support.servers import free_port, wait_for_port
 
 VENV_BIN = Path(sys.executable).parent
+SA = "rds-init@proj-1.iam.gserviceaccount.com"
 CRATE = {
     "@context": "https://w3id.org/ro/crate/1.1/context",
     "@graph": [
@@ -100,7 +105,7 @@ def test_print_mode_prints_one_deploy_per_function_then_init_then_gateway(
     out = (tmp_path / "out" / "env.yaml").read_text()
     assert yaml.safe_load(out) == {"CONNECTOR_SERVICENAME": "port-demo", "LOGLEVEL": "INFO"}
     gateway_cmds = [line for line in lines if "api-gateway" in line]
-    assert len(gateway_cmds) == 2
+    assert len(gateway_cmds) == 1  # "describe || create" for the config; the gateway: if/else
     assert f"--openapi-spec={tmp_path / 'out' / 'gateway.yaml'}" in gateway_cmds[0]
 
 
@@ -142,19 +147,35 @@ def test_env_file_refuses_secrets_and_reserved_names(
     assert "abc" not in str(info.value)
 
 
+@pytest.mark.parametrize(
+    ("content", "args", "named"),
+    [
+        ("CONNECTOR_METADATA: dropbox\n", [], "CONNECTOR_METADATA"),
+        # caller auth google: the init call needs an account to mint its token as ...
+        ("CONNECTOR_CALLER_AUTH: google\n", [], "--init-service-account"),
+        # ... and one the connector lets in
+        (
+            f"CONNECTOR_CALLER_AUTH: google\nCONNECTOR_CALLER_EMAILS: other@{SA}\n",
+            [f"--service-account={SA}"],
+            "CONNECTOR_CALLER_EMAILS",
+        ),
+    ],
+    ids=["bad-value", "no-init-account", "init-account-not-allowed"],
+)
 def test_a_wrong_setting_stops_the_deploy_before_anything_is_built(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], content: str, args: list[str], named: str
 ) -> None:
     env_file = tmp_path / "env.yaml"
-    env_file.write_text("CONNECTOR_METADATA: dropbox\n")
-    argv = ["deploy", "--project=p", "--region=r", f"--out={tmp_path / 'out'}"]
+    env_file.write_text(content)
+    argv = ["deploy", "--project=p", "--region=r", f"--out={tmp_path / 'out'}", *args]
     assert build.main([*argv, f"--env-file={env_file}"]) == 2
-    assert "CONNECTOR_METADATA" in capsys.readouterr().err
+    assert named in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
 
 
 def test_google_caller_auth_accepts_every_function_url_as_audience(tmp_path: Path) -> None:
     p = plan(tmp_path, CONNECTOR_CALLER_AUTH="google")
+    p.service_account = SA
     build.prepare(p)
     env = yaml.safe_load((tmp_path / "out" / "env.yaml").read_text())
     audiences = env["CONNECTOR_CALLER_AUDIENCE"].split(",")
@@ -179,17 +200,25 @@ def test_run_mode_deploys_then_calls_init_once_with_an_id_token(tmp_path: Path) 
         audiences.append(audience)
         return "id-token-for-test"
 
-    answer = build.run_plan(prepared, runner=ran.append, token=token, write=lambda _s: None)
+    answer = build.run_plan(
+        prepared, runner=ran.append, probe=lambda _c: False, token=token, write=lambda _s: None
+    )
     assert answer["registration"] == "registered"
     assert ran[: len(ROUTES)] == prepared.deploys
-    gateway_steps = [c[:3] for c in ran[len(ROUTES) :]]
+    gateway_steps = [c[:4] for c in ran[len(ROUTES) :]]
     assert gateway_steps == [
-        ["gcloud", "api-gateway", "api-configs"],
-        ["gcloud", "api-gateway", "gateways"],
+        ["gcloud", "api-gateway", "api-configs", "create"],
+        ["gcloud", "api-gateway", "gateways", "create"],
     ]
-    assert init.call_count == 1
+    # The second deploy: the config (same document, same id) and the gateway exist.
+    ran.clear()
+    build.run_plan(
+        prepared, runner=ran.append, probe=lambda _c: True, token=token, write=lambda _s: None
+    )
+    assert [c[:4] for c in ran[len(ROUTES) :]] == [["gcloud", "api-gateway", "gateways", "update"]]
+    assert init.call_count == 2  # once per deploy
     assert init.calls[0].request.headers["Authorization"] == "Bearer id-token-for-test"
-    assert audiences == ["https://europe-west3-proj-1.cloudfunctions.net/rds-local-init"]
+    assert audiences == ["https://europe-west3-proj-1.cloudfunctions.net/rds-local-init"] * 2
 
 
 @responses.activate
@@ -204,7 +233,16 @@ def test_run_mode_stops_when_init_fails(tmp_path: Path) -> None:
         build.run_plan(prepared, runner=lambda _c: None, token=lambda _a: "t", write=print)
 
 
-def test_identity_token_falls_back_to_the_gcloud_user() -> None:
+@pytest.mark.parametrize("auth", ["none", "google"])
+def test_identity_token_without_credentials_runs_the_printed_gcloud_command(
+    tmp_path: Path, auth: str
+) -> None:
+    """No Google credentials here: the token comes from gcloud -- the deploying user's own
+    with caller auth off, one minted for the init URL as the service account with it on."""
+    p = plan(tmp_path, CONNECTOR_CALLER_AUTH=auth)
+    p.service_account = SA
+    prepared = build.prepare(p)
+
     class NoCredentials:
         def token(self, audience: str) -> None:
             return None
@@ -213,11 +251,22 @@ def test_identity_token_falls_back_to_the_gcloud_user() -> None:
 
     def runner(cmd: list[str], **kw: object) -> subprocess.CompletedProcess[str]:
         calls.append(cmd)
-        return subprocess.CompletedProcess(cmd, 0, stdout="user-id-token\n")
+        return subprocess.CompletedProcess(cmd, 0, stdout="id-token\n")
 
-    got = build.identity_token("https://x", source=NoCredentials(), runner=runner)  # type: ignore[arg-type]
-    assert got == "user-id-token"
-    assert calls == [["gcloud", "auth", "print-identity-token"]]
+    got = build.identity_token(
+        "https://x",
+        command=prepared.init_token,
+        source=NoCredentials(),
+        runner=runner,  # type: ignore[arg-type]
+    )
+    assert got == "id-token"
+    assert calls[0][:3] == ["gcloud", "auth", "print-identity-token"]
+    expected = [
+        f"--impersonate-service-account={SA}",
+        "--audiences=https://europe-west3-proj-1.cloudfunctions.net/rds-local-init",
+        "--include-email",
+    ]
+    assert calls[0][3:] == (expected if auth == "google" else [])
 
 
 # -- acceptance: every bundle alone ------------------------------------------------------
@@ -407,3 +456,246 @@ def drive_each_function(urls: dict[str, str]) -> set[str]:
     assert call("init", "POST", "/init", 200, json={}).json()["registration"] == "skipped"
     invalid("init", "POST", "/init")
     return done
+
+
+# -- the printed script, run twice against a fake gcloud ------------------------------------
+FAKE_GCLOUD = """#!/bin/sh
+# A stand-in for gcloud: logs its arguments; api-configs and gateways exist once created.
+echo "gcloud $*" >> "$FAKE_STATE/calls"
+case "$1 $2 $3" in
+  "auth print-identity-token "*) echo fake-id-token; exit 0 ;;
+  "api-gateway api-configs describe"|"api-gateway gateways describe")
+    test -e "$FAKE_STATE/$2-$4"; exit $? ;;
+  "api-gateway api-configs create"|"api-gateway gateways create")
+    if test -e "$FAKE_STATE/$2-$4"; then echo "ALREADY_EXISTS" >&2; exit 1; fi
+    touch "$FAKE_STATE/$2-$4"; exit 0 ;;
+esac
+exit 0
+"""
+FAKE_CURL = """#!/bin/sh
+echo "curl $*" >> "$FAKE_STATE/calls"
+"""
+
+
+def test_the_printed_script_runs_twice(tmp_path: Path) -> None:
+    """The script ``deploy`` prints, run by sh with gcloud and curl replaced by fakes (no
+    cloud, no network): the second run updates the gateway instead of failing."""
+    out = io.StringIO()
+    p = plan(tmp_path)
+    p.gateway_service_account = "gw@proj-1.iam.gserviceaccount.com"
+    build.print_plan(build.prepare(p), write=lambda line: out.write(line + "\n"))
+    script = tmp_path / "deploy.sh"
+    script.write_text("set -e\n" + out.getvalue())
+    fakes, state = tmp_path / "bin", tmp_path / "state"
+    fakes.mkdir()
+    state.mkdir()
+    for name, text in (("gcloud", FAKE_GCLOUD), ("curl", FAKE_CURL)):
+        (fakes / name).write_text(text)
+        (fakes / name).chmod(0o755)
+    env = {"PATH": f"{fakes}:/usr/bin:/bin", "FAKE_STATE": str(state)}
+    for _run in range(2):
+        done = subprocess.run(["sh", str(script)], env=env, capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr
+    calls = (state / "calls").read_text().splitlines()
+    gateway = [c.split()[2:4] for c in calls if c.startswith("gcloud api-gateway")]
+    assert [g for g in gateway if g[1] != "describe"] == [
+        ["api-configs", "create"],
+        ["gateways", "create"],
+        ["gateways", "update"],  # the second run: the config exists, the gateway is updated
+    ]
+    assert sum(c.startswith("curl") for c in calls) == 2
+    assert sum(c.startswith("gcloud functions deploy") for c in calls) == 2 * len(ROUTES)
+
+
+# -- init with caller auth on -------------------------------------------------------------
+
+
+def test_the_init_call_with_google_caller_auth_is_accepted_by_init(
+    tmp_path: Path, make_runtime: Any
+) -> None:
+    """What the deploy prints mints a token for the init function's URL as a service
+    account; the init function, configured from the deploy's own env file, accepts such a
+    token (signed by a local key, checked by google-auth) and refuses the deploying user's
+    own token (minted for gcloud's client), which the old script sent."""
+    from common import caller_auth
+    from common.gcp_auth import CachingCertsTransport
+    from tests.support.google_fakes import Signer, certs_transport
+
+    p = plan(tmp_path, CONNECTOR_CALLER_AUTH="google", CONNECTOR_CALLER_EMAILS=SA)
+    p.init_service_account = SA
+    printed: list[str] = []  # not capsys: the runtime's log handler must not keep its stream
+    build.print_plan(build.prepare(p), write=printed.append)
+    text = "\n".join(printed)
+    (curl,) = [line for line in text.splitlines() if line.startswith("curl")]
+    init_fn = "https://europe-west3-proj-1.cloudfunctions.net/rds-local-init"
+    assert f"--impersonate-service-account={SA} --audiences={init_fn} --include-email" in curl
+    assert "gcloud functions add-invoker-policy-binding rds-local-init" in text
+    assert f"--member=serviceAccount:{SA}" in text
+
+    env = yaml.safe_load((tmp_path / "out" / "env.yaml").read_text())
+    make_runtime(**env)
+    signer = Signer()
+    caller_auth.use_transport(CachingCertsTransport(certs_transport(signer)))
+    try:
+        client = functions_framework.create_app(
+            "init", str(tmp_path / "out" / "rds-local-init" / "main.py")
+        ).test_client()
+        minted = signer.token(init_fn, email=SA)
+        resp = client.post("/init", json={}, headers={"Authorization": f"Bearer {minted}"})
+        assert resp.status_code == 200, resp.get_data(as_text=True)
+        users_own = signer.token("32555940559.apps.googleusercontent.com", email="me@x.org")
+        resp = client.post("/init", json={}, headers={"Authorization": f"Bearer {users_own}"})
+        assert resp.status_code == 401
+    finally:
+        caller_auth.use_transport(CachingCertsTransport())
+
+
+# -- bundles carry what their function imports; instance limits --------------------------
+def requirement_names(bundle: Path) -> set[str]:
+    lines = (bundle / "requirements.txt").read_text().splitlines()
+    return {line.split("==")[0] for line in lines if line and not line.startswith("#")}
+
+
+@pytest.mark.parametrize(
+    ("env", "present", "absent"),
+    [
+        ({}, set(), {"boto3", "defusedxml", "google-auth"}),
+        ({"CONNECTOR_STORAGE": "s3", "S3_BUCKET": "b"}, {"boto3"}, {"defusedxml", "google-auth"}),
+        (
+            {"CONNECTOR_CALLER_AUTH": "google", "CONNECTOR_FILE_TRANSFER_MODE": "0"},
+            {"google-auth"},
+            {"boto3", "defusedxml"},
+        ),
+        ({"CONNECTOR_FILE_TRANSFER_MODE": "1"}, {"google-auth"}, {"boto3"}),
+    ],
+    ids=["local", "s3", "caller-auth", "passive"],
+)
+def test_each_bundle_requires_only_what_the_configuration_imports(
+    tmp_path: Path, env: dict[str, str], present: set[str], absent: set[str]
+) -> None:
+    p = plan(tmp_path, **env)
+    if env.get("CONNECTOR_CALLER_AUTH"):
+        p.service_account = SA
+    build.prepare(p)
+    for route in p.routes:
+        names = requirement_names(tmp_path / "out" / p.name(route))
+        assert {"functions-framework", "flask", "requests"} <= names
+        assert present <= names and not (absent & names), (route.name, names)
+
+
+BLOCKED_PROBE = """
+import importlib.abc, json, sys
+blocked = tuple(json.loads(sys.argv[1]))
+class Block(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name.startswith(blocked):
+            raise ImportError(f"{name} is not in this bundle's requirements")
+sys.meta_path.insert(0, Block())
+import functions_framework
+statuses = {}
+for name, method, path, source in json.loads(sys.argv[2]):
+    client = functions_framework.create_app(name, source).test_client()
+    statuses[name] = client.open(path, method=method, json={"userId": "bundle"}).status_code
+print(json.dumps(statuses))
+"""
+
+
+def test_local_bundles_serve_without_the_requirements_they_leave_out(tmp_path: Path) -> None:
+    """Every function of a local deployment answers with boto3, defusedxml and google-auth
+    made unimportable: their bundles do not install them."""
+    p = plan(tmp_path)
+    build.prepare(p)
+    functions = [
+        [
+            r.name,
+            r.method,
+            r.path.replace("{project_id}", "0123456789abcdef").replace("{file_id:path}", "a"),
+            str(tmp_path / "out" / p.name(r) / "main.py"),
+        ]
+        for r in p.routes
+    ]
+    blocked = ["boto3", "botocore", "s3transfer", "defusedxml", "google.auth", "google.oauth2"]
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env.update(CONNECTOR_CONFIG="", CONNECTOR_DATA_DIR=str(tmp_path / "data"))
+    done = subprocess.run(
+        [sys.executable, "-c", BLOCKED_PROBE, json.dumps(blocked), json.dumps(functions)],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    statuses = json.loads(done.stdout.splitlines()[-1])
+    assert set(statuses) == {r.name for r in ROUTES}
+    assert all(code < 500 for code in statuses.values()), statuses
+
+
+def test_instance_limits_reach_every_deploy_command(tmp_path: Path) -> None:
+    p = plan(tmp_path)
+    p.max_instances, p.concurrency = 20, 8
+    for cmd in build.prepare(p).deploys:
+        assert {"--max-instances=20", "--concurrency=8", "--cpu=1"} <= set(cmd)
+    p.concurrency = 1
+    for cmd in build.prepare(p).deploys:
+        assert "--concurrency=1" in cmd and not any(c.startswith("--cpu") for c in cmd)
+    p.max_instances = 0
+    with pytest.raises(ConfigError, match="--max-instances"):
+        build.prepare(p)
+
+
+# -- downloads over 32 MiB on the platform ----------------------------------------------
+@pytest.mark.slow
+def test_a_download_over_32_mib_streams_chunked_on_the_platform(
+    tmp_path: Path, make_runtime: Any, data_dir: Path
+) -> None:
+    """On Cloud Functions (``K_SERVICE`` set) the download has no Content-Length, so Cloud
+    Run's 32 MiB cap on non-streamed HTTP/1 answers does not apply: served by the bundle
+    under functions-framework (gunicorn), 33 MiB arrive chunked and byte-exact; elsewhere
+    the same answer carries its Content-Length."""
+    make_runtime()
+    content = os.urandom(1024 * 1024) * 33
+    form = {"userId": "big", "filepath": "/big.bin", "file": (io.BytesIO(content), "big.bin")}
+    post = functions_framework.create_app(
+        "storage_file_post", str(ROOT_FUNCTIONS / "storage_file_post" / "main.py")
+    ).test_client()
+    assert post.post("/storage/file", data=form).status_code == 200
+    route = next(r for r in ROUTES if r.name == "storage_file_get")
+    source = build.build_bundle(route, tmp_path / "get")
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env.update(CONNECTOR_CONFIG="", CONNECTOR_DATA_DIR=str(data_dir))
+    for platform in ({"K_SERVICE": "rds-local-storage-file-get"}, {}):
+        port = free_port()
+        proc = subprocess.Popen(
+            [
+                str(VENV_BIN / "functions-framework"),
+                "--target=storage_file_get",
+                f"--source={source / 'main.py'}",
+                "--host=127.0.0.1",
+                f"--port={port}",
+            ],
+            cwd=tmp_path,
+            env={**env, **platform},
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            wait_for_port(port, timeout=60, proc=proc)
+            with requests.get(
+                f"http://127.0.0.1:{port}/storage/file",
+                json={"userId": "big", "filepath": "/big.bin"},
+                stream=True,
+                timeout=60,
+            ) as resp:
+                assert resp.status_code == 200
+                got = b"".join(resp.iter_content(1024 * 1024))
+                headers = resp.headers
+        finally:
+            proc.terminate()
+            proc.wait(20)
+        assert got == content
+        if platform:
+            assert "Content-Length" not in headers
+            assert headers["Transfer-Encoding"] == "chunked"
+        else:
+            assert headers["Content-Length"] == str(len(content))
