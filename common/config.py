@@ -60,6 +60,8 @@ class Settings:
     max_listing: int = 100_000
     connect_timeout: float = 10.0
     read_timeout: float = 600.0
+    # Seconds one read of a request body may wait for bytes (common/body.py); then 408.
+    body_idle_timeout: float = 60.0
     # Caller authentication (common/caller_auth.py): none | bearer | google.
     caller_auth: str = "none"
     caller_secret: str | None = field(default=None, repr=False)
@@ -350,6 +352,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         max_listing=int_setting(src, "CONNECTOR_MAX_LISTING", 100_000, 1, 10**8),
         connect_timeout=float_setting(src, "CONNECTOR_CONNECT_TIMEOUT", 10.0),
         read_timeout=float_setting(src, "CONNECTOR_READ_TIMEOUT", 600.0),
+        body_idle_timeout=float_setting(src, "CONNECTOR_BODY_IDLE_TIMEOUT", 60.0),
         **_caller_auth(src),
         raw=MappingProxyType(dict(src)),
     )
