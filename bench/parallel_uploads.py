@@ -16,37 +16,26 @@ of docs/benchmarks.md (replaced on each run) unless ``--no-write``.
 from __future__ import annotations
 
 import argparse
-import os
 import re
 import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import requests
 from benchlib import (
-    CHUNK,
     MiB,
     children,
     load_note,
     multipart_body,
+    payload,
     start_gunicorn,
     stop,
     write_section,
 )
 
-BLOCK = os.urandom(CHUNK)
 USER = "port-local://bench@example.org:bench-token"
-
-
-def payload(size: int) -> Iterator[bytes]:
-    left = size
-    while left > 0:
-        n = min(CHUNK, left)
-        yield BLOCK[:n]
-        left -= n
 
 
 def pss_kib(pid: int) -> int:
