@@ -55,6 +55,18 @@ class Body:
             yield self.tail
 
 
+_BLOCK = os.urandom(CHUNK)
+
+
+def payload(size: int) -> Iterator[bytes]:
+    """``size`` bytes of one random MiB block, repeated, in 1 MiB chunks (no disk, no CPU)."""
+    left = size
+    while left > 0:
+        n = min(CHUNK, left)
+        yield _BLOCK[:n]
+        left -= n
+
+
 def file_chunks(path: Path) -> Callable[[], Iterator[bytes]]:
     """A source for ``Body``: the file at ``path`` in 1 MiB chunks."""
 

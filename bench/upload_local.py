@@ -11,26 +11,14 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import os
 import shutil
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import requests
-from benchlib import CHUNK, children, multipart_body, peak_rss_kib, start_gunicorn, stop
-
-BLOCK = os.urandom(CHUNK)
-
-
-def payload(size: int) -> Iterator[bytes]:
-    left = size
-    while left > 0:
-        n = min(CHUNK, left)
-        yield BLOCK[:n]
-        left -= n
+from benchlib import CHUNK, children, multipart_body, payload, peak_rss_kib, start_gunicorn, stop
 
 
 def main() -> int:

@@ -6,6 +6,12 @@ text fields of a streamed multipart body) and the file parts of a multipart body
 before it are read but not yet read itself. It also leaves the body fully read at the end
 (or the connection marked to close), so no server reads a large body into memory behind
 our back. Every failure is a ``ConnectorError`` naming the field at fault.
+
+A client that stops sending costs a bounded time: under gunicorn, each read of the body
+waits at most ``CONNECTOR_BODY_IDLE_TIMEOUT`` seconds for bytes (a timeout on the client's
+socket, ``environ["gunicorn.socket"]``, for this request only), then the request is a 408
+naming ``body`` or ``file``, the partial upload is discarded like any broken one, and the
+connection is closed.
 """
 
 from __future__ import annotations
@@ -17,9 +23,16 @@ from urllib.parse import parse_qsl
 
 from flask import Request, Response
 
-from common.errors import BadRequest, PayloadTooLarge, UnsupportedMediaType
+from common.errors import (
+    BadRequest,
+    ConnectorError,
+    PayloadTooLarge,
+    RequestTimeout,
+    UnsupportedMediaType,
+)
 from common.metadata import parse_json
 from common.multipart import MAX_FIELD_BYTES, MultipartReader, Part
+from common.streams import CHUNK_SIZE
 
 DRAIN_LIMIT = 64 * 1024 * 1024
 SECRET_FIELDS = ("userId", "apiKey")  # they carry tokens: refused in the query string
@@ -36,12 +49,52 @@ class FilePart:
     chunks: Iterator[bytes]
 
 
+class BodyStream:
+    """The request's body stream, its failures as problems: a read that waited past the idle
+    timeout is a 408, any other a 400 (both ``body``; the multipart reader says ``file``
+    inside a file part). After either the body is ``broken``: never read again."""
+
+    def __init__(self, stream: BinaryIO | Any, idle_timeout: float | None = None) -> None:
+        self._stream = stream
+        self.idle_timeout = idle_timeout
+        self.broken = False
+
+    def read(self, size: int = -1) -> bytes:
+        try:
+            return bytes(self._stream.read(size))
+        except Exception as exc:
+            self.broken = True
+            if _timed_out(exc):
+                raise RequestTimeout(
+                    f"no byte of the body arrived for {self.idle_timeout or 0:g} seconds; "
+                    "the partial upload was discarded",
+                    field="body",
+                ) from exc
+            raise BadRequest("the request body broke off", field="body") from exc
+
+
+def _timed_out(exc: BaseException | None) -> bool:
+    """Whether the socket's timeout is behind ``exc`` (werkzeug's stream turns it into a
+    ``ClientDisconnected`` raised while handling it)."""
+    for _ in range(5):
+        if exc is None:
+            return False
+        if isinstance(exc, TimeoutError):
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False
+
+
 class Body:
     """The fields and file parts of one request's body, read once, in order, as needed."""
 
-    def __init__(self, request: Request, max_json_bytes: int) -> None:
+    def __init__(
+        self, request: Request, max_json_bytes: int, *, idle_timeout: float | None = None
+    ) -> None:
         self.request = request
         self.limit = max_json_bytes
+        self.stream = BodyStream(request.stream, idle_timeout)
+        self._socket, self._socket_timeout = _arm(request, idle_timeout)
         self._fields: dict[str, Any] | None = None
         self._reader: MultipartReader | None = None
         self._part: Part | None = None  # the first file part, reached but not yet read
@@ -95,7 +148,7 @@ class Body:
             raise PayloadTooLarge(f"the body is over {self.limit} bytes", field="body")
         # Read at most the limit ourselves: a chunked body has no Content-Length to check
         # first, and werkzeug's get_data()/form would read it whole before any limit applies.
-        raw = read_bounded(self.request.stream, self.limit)
+        raw = read_bounded(self.stream, self.limit)
         self.pending = False
         if self.mimetype == "application/x-www-form-urlencoded":
             return _form(raw)
@@ -104,7 +157,7 @@ class Body:
     def _read_multipart_fields(self) -> dict[str, Any]:
         """Read form fields up to the first file part, which stays unread in ``_part``."""
         boundary = self.request.mimetype_params.get("boundary", "")
-        self._reader = MultipartReader(self.request.stream, boundary, self.request.content_length)
+        self._reader = MultipartReader(self.stream, boundary, self.request.content_length)
         fields: dict[str, Any] = {}
         while (part := self._reader.next_part()) is not None:
             if part.is_file:
@@ -137,13 +190,21 @@ class Body:
 
     # -- end of the body ---------------------------------------------------------------
     def finish(self, response: Response) -> None:
-        """Read what is left of the body, or mark the connection to close when too much is."""
+        """Read what is left of the body, or mark the connection to close when too much is
+        (or the body broke); then give the client's socket its own timeout back."""
+        try:
+            self._finish(response)
+        finally:
+            if self._socket is not None:
+                self._socket.settimeout(self._socket_timeout)
+
+    def _finish(self, response: Response) -> None:
         if not self.pending:
             return
         length = self.request.content_length
         consumed = self._reader.consumed if self._reader else 0
-        if length is None or length - consumed > DRAIN_LIMIT:
-            # too much left, or no telling how much (chunked): do not read it, hang up
+        if self.stream.broken or length is None or length - consumed > DRAIN_LIMIT:
+            # broken, too much left, or no telling how much (chunked): hang up, do not read
             close_after(response)
             self.pending = False
             return
@@ -151,12 +212,22 @@ class Body:
             if self._reader is not None:
                 self._reader.finish()
             else:
-                stream = self.request.stream
-                while stream.read(1024 * 1024):
+                while self.stream.read(CHUNK_SIZE):
                     pass
         except Exception:  # noqa: BLE001 - a broken body only means: close the connection
             close_after(response)
         self.pending = False
+
+
+def _arm(request: Request, idle_timeout: float | None) -> tuple[Any, float | None]:
+    """Give the client's socket (gunicorn's, when there is one) ``idle_timeout`` for this
+    request's reads; return it and the timeout to restore."""
+    sock = request.environ.get("gunicorn.socket")
+    if idle_timeout is None or sock is None or not hasattr(sock, "settimeout"):
+        return None, None
+    before = sock.gettimeout()
+    sock.settimeout(idle_timeout)
+    return sock, before
 
 
 def _form(raw: bytes) -> dict[str, Any]:
@@ -191,6 +262,8 @@ def read_bounded(stream: BinaryIO | Any, limit: int) -> bytes:
     while True:
         try:
             chunk = stream.read(64 * 1024)
+        except ConnectorError:
+            raise
         except Exception as exc:
             raise BadRequest("the request body broke off", field="body") from exc
         if not chunk:

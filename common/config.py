@@ -57,7 +57,8 @@ SETTING_NAMES: Mapping[str, tuple[str, ...]] = MappingProxyType(
             "REGISTRATION_MAX_DELAY CONNECTOR_FILE_TRANSFER_MODE "
             "CONNECTOR_FILE_TRANSFER_ARCHIVE CONNECTOR_MAX_JSON_BYTES "
             "CONNECTOR_MAX_HEADER_BYTES CONNECTOR_MAX_LISTING CONNECTOR_CONNECT_TIMEOUT "
-            "CONNECTOR_READ_TIMEOUT CONNECTOR_CALLER_AUTH CONNECTOR_CALLER_SECRET "
+            "CONNECTOR_READ_TIMEOUT CONNECTOR_BODY_IDLE_TIMEOUT CONNECTOR_CALLER_AUTH "
+            "CONNECTOR_CALLER_SECRET "
             "CONNECTOR_CALLER_AUDIENCE CONNECTOR_CALLER_EMAILS"
         ),
         "registration": _names(
@@ -154,6 +155,8 @@ class Settings:
     max_listing: int = 100_000
     connect_timeout: float = 10.0
     read_timeout: float = 600.0
+    # Seconds one read of a request body may wait for bytes (common/body.py); then 408.
+    body_idle_timeout: float = 60.0
     # Caller authentication (common/caller_auth.py): none | bearer | google.
     caller_auth: str = "none"
     caller_secret: str | None = field(default=None, repr=False)
@@ -474,6 +477,9 @@ def read_settings(env: Mapping[str, str] | None = None) -> tuple[Settings, list[
         max_listing=read(int_setting, "CONNECTOR_MAX_LISTING", 100_000, 1, 10**8, fallback=100_000),
         connect_timeout=read(float_setting, "CONNECTOR_CONNECT_TIMEOUT", 10.0, fallback=10.0),
         read_timeout=read(float_setting, "CONNECTOR_READ_TIMEOUT", 600.0, fallback=600.0),
+        body_idle_timeout=read(
+            float_setting, "CONNECTOR_BODY_IDLE_TIMEOUT", 60.0, fallback=60.0
+        ),
         **read(_caller_auth, fallback={}),
         raw=MappingProxyType(src),
     )

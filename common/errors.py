@@ -57,6 +57,10 @@ class MethodNotAllowed(ConnectorError):
     status, title, slug = 405, "Method not allowed", "method-not-allowed"
 
 
+class RequestTimeout(ConnectorError):
+    status, title, slug = 408, "Request timeout", "request-timeout"
+
+
 class Conflict(ConnectorError):
     status, title, slug = 409, "Conflict with the resource's state", "conflict"
 

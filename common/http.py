@@ -70,7 +70,11 @@ class Call:
         self.runtime = runtime
         self.settings = runtime.settings
         self.params = params
-        self.body = Body(request, runtime.settings.max_json_bytes)
+        self.body = Body(
+            request,
+            runtime.settings.max_json_bytes,
+            idle_timeout=runtime.settings.body_idle_timeout,
+        )
         self._identity: Identity | None = None
 
     # -- body --------------------------------------------------------------------------
@@ -215,8 +219,8 @@ def handle(the_route: Route, fn: Callable[[Call], Answer], request: Request) -> 
         )
     if call is not None:
         call.body.finish(response)
-    elif request.content_length:
-        close_after(response)
+    elif request.content_length or request.headers.get("Transfer-Encoding"):
+        close_after(response)  # refused before the body: it is not read, the connection ends
     response.headers["X-Request-ID"] = request_id
     elapsed = time.perf_counter() - started
     metrics.observe(the_route.name, request.method, response.status_code, elapsed)

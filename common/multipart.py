@@ -13,15 +13,22 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import IO
+from typing import Protocol
 
 from werkzeug.http import parse_options_header
 
-from common.errors import BadRequest, PayloadTooLarge
+from common.errors import BadRequest, ConnectorError, PayloadTooLarge
+from common.streams import CHUNK_SIZE
 
 MAX_HEADER_BLOCK = 16 * 1024
 MAX_FIELD_BYTES = 1024 * 1024
 MAX_PARTS = 1000
+
+
+class Readable(Protocol):
+    """What the reader reads from: a request body stream, a file."""
+
+    def read(self, size: int = -1, /) -> bytes: ...
 
 
 @dataclass
@@ -44,11 +51,11 @@ class MultipartReader:
 
     def __init__(
         self,
-        stream: IO[bytes],
+        stream: Readable,
         boundary: str,
         content_length: int | None,
         *,
-        chunk_size: int = 1024 * 1024,
+        chunk_size: int = CHUNK_SIZE,
     ) -> None:
         if not boundary or len(boundary) > 200:
             raise BadRequest("multipart boundary is missing or too long", field="Content-Type")
@@ -63,6 +70,7 @@ class MultipartReader:
         self._eof = False
         self._state = "start"  # start | headers | data | done
         self._at_data_start = False
+        self._in_file = False  # the current part is a file part
         self._parts = 0
 
     @property
@@ -76,6 +84,10 @@ class MultipartReader:
             return False
         try:
             data = self._stream.read(self._chunk)
+        except ConnectorError as exc:  # worded by the stream (common/body.py's BodyStream)
+            if self._state == "data" and self._in_file:
+                exc.field = "file"
+            raise
         except Exception as exc:
             raise BadRequest("the request body broke off", field="body") from exc
         if not data:
@@ -165,6 +177,7 @@ class MultipartReader:
             )
         self._state = "data"
         self._at_data_start = True
+        self._in_file = "filename" in opts
         size_hint = None
         if self._length is not None:
             size_hint = self._length - self._pos - self._close_len

@@ -14,7 +14,10 @@ from typing import BinaryIO, Protocol
 
 from common.errors import BadRequest
 
-CHUNK_SIZE = 1024 * 1024
+# 64 KiB: a stream holds a few chunks at a time (socket read, parser buffer, the chunk on
+# its way), so this is what each concurrent transfer costs (docs/benchmarks.md, "Parallel
+# uploads").
+CHUNK_SIZE = 64 * 1024
 
 
 class Hasher(Protocol):

@@ -1,38 +1,22 @@
 """Files arriving in a multipart body (active mode): each file part becomes an ``Upload``.
 
 RDS sends the form fields first and ONE file part named ``file`` (the yml says ``files``;
-both are accepted), so the part streams straight to the backend. When a client puts the
-file part before ``userId``, the part is spooled to a temporary file (disk, not memory)
-until the identity is known.
+both are accepted), so the part streams straight to the backend. No file byte is read,
+stored or spooled before the caller is known: a file part that comes before ``userId``
+is a 400 asking for the fields first, and its bytes are only skipped (or the connection
+closed, ``common/body.py``).
 """
 
 from __future__ import annotations
 
-import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
-from common.body import FilePart
 from common.errors import BadRequest, ConnectorError
 from common.http import Call
-from common.streams import Upload, iter_file
+from common.streams import Upload
 
 FILE_FIELDS = ("file", "files")
-
-
-def _spooled(part: FilePart) -> Upload:
-    spool = tempfile.TemporaryFile()  # noqa: SIM115 - closed when its chunks are exhausted
-    size = 0
-    for chunk in part.chunks:
-        spool.write(chunk)
-        size += len(chunk)
-    spool.seek(0)
-
-    def chunks() -> Iterator[bytes]:
-        with spool:
-            yield from iter_file(spool)
-
-    return Upload(part.filename, chunks(), size=size, content_type=part.content_type)
 
 
 def _store(store: Callable[[Upload], dict[str, Any]], upload: Upload) -> dict[str, Any]:
@@ -83,17 +67,15 @@ def _receive_parts(
         if part.name not in FILE_FIELDS:
             raise BadRequest(f"unexpected file part {part.name!r}; name it 'file'", field=part.name)
         if first and "userId" not in call.fields:
-            upload = _spooled(part)
-            if next(parts, None) is not None:
-                raise BadRequest("send form fields before the file parts", field="file")
-            part = None
-        else:
-            upload = Upload(
-                part.filename,
-                part.chunks,
-                content_type=part.content_type,
-                size_hint=part.size_hint,
+            raise BadRequest(
+                f"send the form fields (userId, {name_field}) before the file part", field="file"
             )
+        upload = Upload(
+            part.filename,
+            part.chunks,
+            content_type=part.content_type,
+            size_hint=part.size_hint,
+        )
         call.identity  # noqa: B018 - a bad userId fails before any byte is stored
         if first:
             upload.filename = call.field(name_field) or upload.filename
@@ -101,4 +83,4 @@ def _receive_parts(
             raise BadRequest(f"{name_field} is missing", field=name_field)
         stored.append(_store(store, upload))
         first = False
-        part = next(parts, None) if part is not None else None
+        part = next(parts, None)

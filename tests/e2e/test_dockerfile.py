@@ -7,57 +7,14 @@ lints the file with every rule on.
 
 from __future__ import annotations
 
-import json
-import os
-import shlex
 import subprocess
-import sys
-from pathlib import Path
 
 import requests
 
 from tests.conftest import uid
+from tests.support.image import DOCKERFILE, VENV_BIN, image_spec, instructions, run_env
 from tests.support.servers import ROOT, ServerThread, free_port, wait_for_port
 from tests.support.token_storage import TokenStorageDouble
-
-DOCKERFILE = ROOT / "Dockerfile"
-VENV_BIN = Path(sys.executable).parent
-
-
-def instructions(text: str) -> list[tuple[str, str]]:
-    """(INSTRUCTION, arguments) pairs, with comments dropped and continuations joined."""
-    out: list[tuple[str, str]] = []
-    pending = ""
-    for line in text.splitlines():
-        stripped = line.strip()
-        if not pending and (not stripped or stripped.startswith("#")):
-            continue
-        if stripped.endswith("\\"):
-            pending += stripped[:-1] + " "
-            continue
-        full = (pending + stripped).strip()
-        pending = ""
-        keyword, _, args = full.partition(" ")
-        out.append((keyword.upper(), args.strip()))
-    return out
-
-
-def image_spec() -> tuple[list[str], dict[str, str], str]:
-    """The image's CMD (exec form), its ENV, and its WORKDIR."""
-    cmd: list[str] | None = None
-    env: dict[str, str] = {}
-    workdir = "/"
-    for keyword, args in instructions(DOCKERFILE.read_text()):
-        if keyword == "CMD":
-            cmd = json.loads(args)  # exec form, or this fails
-        elif keyword == "ENV":
-            for pair in shlex.split(args):
-                key, _, value = pair.partition("=")
-                env[key] = value
-        elif keyword == "WORKDIR":
-            workdir = args
-    assert cmd is not None, "the Dockerfile has no CMD"
-    return cmd, env, workdir
 
 
 def test_dockerfile_is_exec_form_non_root_and_exposes_8080() -> None:
@@ -90,17 +47,13 @@ def test_the_image_start_command_registers_before_it_listens_and_serves(tmp_path
     ts.fail_next = 2  # registration takes a few back-off steps: a window for an early bind
     server = ServerThread(ts.app).start()
     port = free_port()
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith(("CONNECTOR_", "GUNICORN_"))},
-        **image_env,
-        "PATH": f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}",
-        "HOST": "127.0.0.1",
-        "PORT": str(port),
-        "CONNECTOR_DATA_DIR": str(tmp_path / "data"),
-        "CONNECTOR_CONFIG": "",
-        "CENTRAL_SERVICE_TOKEN_STORAGE": server.url,
-        "REGISTRATION_MAX_DELAY": "0.5",
-    }
+    env = run_env(
+        image_env,
+        port,
+        tmp_path / "data",
+        CENTRAL_SERVICE_TOKEN_STORAGE=server.url,
+        REGISTRATION_MAX_DELAY="0.5",
+    )
     log_path = tmp_path / "gunicorn.log"
     with open(log_path, "w+b") as log:
         proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)

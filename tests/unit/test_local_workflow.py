@@ -128,27 +128,6 @@ def test_a_second_upload_of_a_name_replaces_it(client) -> None:
     assert [(f["filename"], f["size"]) for f in got] == [("same.txt", 6)]
 
 
-def test_file_part_before_userid_is_spooled_and_stored(client) -> None:
-    pid = new_project(client)
-    body = (
-        b'--B\r\nContent-Disposition: form-data; name="file"; filename="late.bin"\r\n\r\n'
-        + b"payload"
-        + b'\r\n--B\r\nContent-Disposition: form-data; name="userId"\r\n\r\n'
-        + uid().encode()
-        + b"\r\n--B--\r\n"
-    )
-    resp = client.post(
-        f"/metadata/project/{pid}/files", data=body, content_type="multipart/form-data; boundary=B"
-    )
-    assert resp.status_code == 200, resp.json
-    assert resp.json["files"][0] == {
-        "id": "late.bin",
-        "filename": "late.bin",
-        "size": 7,
-        "checksum": "md5:" + hashlib.md5(b"payload").hexdigest(),
-    }
-
-
 def test_storage_interface_round_trip(client) -> None:
     def store(path, data):
         return client.post(
