@@ -36,6 +36,10 @@ def iter_file(fileobj: BinaryIO, chunk_size: int = CHUNK_SIZE) -> Iterator[bytes
         yield chunk
 
 
+class EndedEarly(BadRequest):
+    """A stream ended before the size it announced (or that was derived for it)."""
+
+
 class Meter:
     """Iterate ``chunks`` once, counting bytes and computing MD5 on the way.
 
@@ -75,7 +79,7 @@ class Meter:
             self.hasher.update(chunk)
             yield chunk
         if self.expected is not None and self.size != self.expected:
-            raise BadRequest(
+            raise EndedEarly(
                 f"{self.field} ended after {self.size} of its announced {self.expected} bytes",
                 field=self.field,
             )

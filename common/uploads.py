@@ -14,7 +14,7 @@ from typing import Any
 
 from common.errors import BadRequest, ConnectorError
 from common.http import Call
-from common.streams import Upload
+from common.streams import EndedEarly, Upload
 
 FILE_FIELDS = ("file", "files")
 
@@ -23,6 +23,17 @@ def _store(store: Callable[[Upload], dict[str, Any]], upload: Upload) -> dict[st
     """``store(upload)``; a failure names the file that did not make it (``notStored``)."""
     try:
         return store(upload)
+    except EndedEarly as exc:
+        if upload.size_hint is None:
+            raise
+        # the hint is the exact size only when the part is the body's last: this one was not
+        raise BadRequest(
+            f"{upload.filename!r} was not the last part of the body, and this backend needs "
+            "each file's exact size before it sends a byte: send one file part per request "
+            "(as RDS does)",
+            field="file",
+            extra={"notStored": [upload.filename]},
+        ) from exc
     except ConnectorError as exc:
         exc.extra.setdefault("notStored", [upload.filename])
         exc.field = exc.field or "file"
