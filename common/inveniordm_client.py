@@ -40,7 +40,7 @@ from common.errors import (
 )
 from common.retry import RateBudget
 from common.upstream import Upstream
-from common.zenodo_client import ZenodoClient, _json, _message, validation_errors
+from common.zenodo_client import ZenodoClient, json_of, message_of, validation_errors
 
 log = logging.getLogger("rds.inveniordm")
 Json = dict[str, Any]
@@ -101,9 +101,9 @@ class InvenioRDMClient(ZenodoClient):
         code = resp.status_code
         if code < 300:
             return resp
-        message = _message(resp)
+        message = message_of(resp)
         if code == 400:
-            errors = validation_errors(_json(resp))
+            errors = validation_errors(json_of(resp))
             raise InvenioValidationError(
                 f"InvenioRDM refused the request: {message}", errors, message
             )
@@ -234,7 +234,7 @@ class InvenioRDMClient(ZenodoClient):
         """Complete the upload; a repeated commit changes nothing, so it is retried."""
         url = f"{self.file_url(rid, key)}/commit"
         answer = self.check(self._send("POST", url, idempotent=True))
-        body = _json(answer)
+        body = json_of(answer)
         if not isinstance(body, dict):
             raise UpstreamError("InvenioRDM answered the commit with no file entry")
         return body

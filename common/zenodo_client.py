@@ -132,16 +132,16 @@ def _flatten_messages(value: Any) -> list[str]:
     return []
 
 
-def _json(resp: requests.Response) -> Any:
+def json_of(resp: requests.Response) -> Any:
     try:
         return resp.json()
     except ValueError:
         return None
 
 
-def _message(resp: requests.Response) -> str:
+def message_of(resp: requests.Response) -> str:
     """Zenodo's own short message (redacted, bounded), or the status line."""
-    body = _json(resp)
+    body = json_of(resp)
     text = body.get("message") if isinstance(body, dict) else None
     if not isinstance(text, str) or not text:
         text = f"HTTP {resp.status_code}"
@@ -252,9 +252,9 @@ class ZenodoClient:
         code = resp.status_code
         if code < 300:
             return resp
-        message = _message(resp)
+        message = message_of(resp)
         if code == 400:
-            errors = validation_errors(_json(resp))
+            errors = validation_errors(json_of(resp))
             raise ZenodoValidationError(f"Zenodo refused the request: {message}", errors)
         extra = {"scope": scope} if code == 403 else None
         raise ZENODO.error(code, headers=resp.headers, extra=extra, message=message, scope=scope)
@@ -264,7 +264,7 @@ class ZenodoClient:
         resp = self.check(self._send(method, url, idempotent=idempotent, **kw), scope=scope)
         if resp.status_code == 204 or not resp.content:
             return None
-        body = _json(resp)
+        body = json_of(resp)
         if body is None:
             raise UpstreamError(f"Zenodo answered {method} with a body that is not JSON")
         return body
@@ -342,7 +342,7 @@ class ZenodoClient:
 
     def _call_body(self, resp: requests.Response, scope: str) -> Json:
         self.check(resp, scope=scope)
-        body = _json(resp)
+        body = json_of(resp)
         if not isinstance(body, dict):
             raise UpstreamError("Zenodo answered the publish with no deposition")
         return body
@@ -377,7 +377,7 @@ class ZenodoClient:
             headers=headers,
         )
         self.check(resp)
-        answer = _json(resp)
+        answer = json_of(resp)
         if not isinstance(answer, dict):
             raise UpstreamError("Zenodo answered the upload with no JSON object")
         return answer

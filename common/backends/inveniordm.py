@@ -12,7 +12,6 @@ community mode, the 403 mapping, rename and limits.
 
 from __future__ import annotations
 
-import base64
 import logging
 import time
 from collections.abc import Callable
@@ -23,7 +22,7 @@ from urllib.parse import quote
 import requests
 
 from common import outside
-from common.backends.base import Json, LoginFailed
+from common.backends.base import Json, LoginFailed, service_info, svg_icon
 from common.backends.zenodo_files import Body, sized_body
 from common.config import Settings, load_declared, setting
 from common.errors import (
@@ -64,7 +63,7 @@ _ICON_SVG = (
     b'<rect x="1" y="1" width="14" height="14" rx="3" fill="#0b5394"/>'
     b'<path d="M5 4v8M8 4v8M11 4v8" stroke="#fff" stroke-width="1.5"/></svg>'
 )
-INVENIORDM_ICON = "data:image/svg+xml;base64," + base64.b64encode(_ICON_SVG).decode()
+INVENIORDM_ICON = svg_icon(_ICON_SVG)
 
 
 @dataclass(frozen=True)
@@ -216,18 +215,16 @@ class InvenioRDMArchive:
         }
 
     def service_info(self) -> Json:
-        return {
-            "displayName": self.info.get("displayName") or "InvenioRDM",
-            "description": {
-                "en": "Publish research data in an InvenioRDM repository with a DOI.",
-                "de": "Forschungsdaten in einem InvenioRDM-Repositorium mit DOI veroeffentlichen.",
-            },
-            "icon": self.info.get("icon") or INVENIORDM_ICON,
-            "infoUrl": self.info.get("infoUrl") or self.address,
-            "helpUrl": self.info.get("helpUrl") or "https://inveniordm.docs.cern.ch",
-            "projectLinkTemplate": self.info.get("projectLinkTemplate")
+        return service_info(
+            self.info.get("displayName") or "InvenioRDM",
+            "Publish research data in an InvenioRDM repository with a DOI.",
+            "Forschungsdaten in einem InvenioRDM-Repositorium mit DOI veroeffentlichen.",
+            self.info.get("icon") or INVENIORDM_ICON,
+            infoUrl=self.info.get("infoUrl") or self.address,
+            helpUrl=self.info.get("helpUrl") or "https://inveniordm.docs.cern.ch",
+            projectLinkTemplate=self.info.get("projectLinkTemplate")
             or f"{self.address}/uploads/${{projectId}}",
-        }
+        )
 
     # -- helpers -----------------------------------------------------------------------
     @staticmethod

@@ -15,7 +15,6 @@ bucket and listing are cached per (token, project) and the PUT's answer confirms
 
 from __future__ import annotations
 
-import base64
 import logging
 import time
 from collections.abc import Callable
@@ -25,7 +24,7 @@ from urllib.parse import quote
 import requests
 
 from common import outside, rocrate
-from common.backends.base import Json, LoginFailed
+from common.backends.base import Json, LoginFailed, service_info, svg_icon
 from common.backends.zenodo_crate import (
     CRATE_KEY,
     crate_bytes,
@@ -100,7 +99,7 @@ _ICON_SVG = (
     b'<circle cx="8" cy="8" r="7" fill="#1f78b4"/>'
     b'<path d="M5 5h6L5 11h6" stroke="#fff" stroke-width="1.5" fill="none"/></svg>'
 )
-ZENODO_ICON = "data:image/svg+xml;base64," + base64.b64encode(_ICON_SVG).decode()
+ZENODO_ICON = svg_icon(_ICON_SVG)
 
 
 @dataclass(frozen=True)
@@ -248,18 +247,16 @@ class ZenodoArchive:
         }
 
     def service_info(self) -> Json:
-        return {
-            "displayName": self.info.get("displayName") or "Zenodo",
-            "description": {
-                "en": "Publish research data on Zenodo with a DOI.",
-                "de": "Forschungsdaten auf Zenodo mit einer DOI veroeffentlichen.",
-            },
-            "icon": self.info.get("icon") or ZENODO_ICON,
-            "infoUrl": self.info.get("infoUrl") or "https://zenodo.org",
-            "helpUrl": self.info.get("helpUrl") or "https://help.zenodo.org",
-            "projectLinkTemplate": self.info.get("projectLinkTemplate")
+        return service_info(
+            self.info.get("displayName") or "Zenodo",
+            "Publish research data on Zenodo with a DOI.",
+            "Forschungsdaten auf Zenodo mit einer DOI veroeffentlichen.",
+            self.info.get("icon") or ZENODO_ICON,
+            infoUrl=self.info.get("infoUrl") or "https://zenodo.org",
+            helpUrl=self.info.get("helpUrl") or "https://help.zenodo.org",
+            projectLinkTemplate=self.info.get("projectLinkTemplate")
             or f"{self.address}/records/${{projectId}}",
-        }
+        )
 
     # -- helpers -----------------------------------------------------------------------
     @staticmethod

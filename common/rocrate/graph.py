@@ -519,3 +519,17 @@ def keywords(graph: Graph, root: dict[str, Any]) -> list[str]:
             if part and part not in out:
                 out.append(part)
     return out
+
+
+def crate_document(root: dict[str, Any], entities: list[dict[str, Any]]) -> dict[str, Any]:
+    """An RO-Crate 1.1 document: its metadata descriptor, ``root`` and the ``entities``."""
+    descriptor = {
+        "@id": "ro-crate-metadata.json",
+        "@type": "CreativeWork",
+        "conformsTo": {"@id": "https://w3id.org/ro/crate/1.1"},
+        "about": {"@id": "./"},
+    }
+    return {
+        "@context": "https://w3id.org/ro/crate/1.1/context",
+        "@graph": [descriptor, root, *entities],
+    }

@@ -55,6 +55,7 @@ from common.rocrate.graph import (
     Agent,
     Graph,
     agent_of,
+    crate_document,
     date_published,
     doi_of,
     first_text,
@@ -80,7 +81,7 @@ from common.rocrate.vocab import (
 
 # The Zenodo writer's helpers are shared on purpose: the type vocabulary (see the module
 # docstring), HTML to text, and the builder of organisations and file entities.
-from common.rocrate.zenodo import _Builder, _plain, _schema_types, _upload_type
+from common.rocrate.zenodo import CrateBuilder, plain_text, schema_types, upload_type_of
 
 # Zenodo licence id -> SPDX id; InvenioRDM's licence ids are SPDX ids in lower case.
 ZENODO_TO_SPDX = {v: k for k, v in SPDX_TO_ZENODO.items()}
@@ -177,7 +178,7 @@ def _resource_type(graph: Graph, root: dict[str, Any]) -> dict[str, str]:
     main = graph.get(root.get("mainEntity"))
     if "ComputationalWorkflow" in types_of(root) + (types_of(main) if main else []):
         return {"id": "workflow"}
-    zenodo = _upload_type(graph, root)
+    zenodo = upload_type_of(graph, root)
     upload = zenodo["upload_type"]
     sub = zenodo.get("publication_type") or zenodo.get("image_type")
     return {"id": upload if sub in (None, "other") else f"{upload}-{sub}"}
@@ -340,7 +341,7 @@ def _url(ident: str) -> str:
     return f"https://doi.org/{doi}" if doi else ident
 
 
-class _Back(_Builder):
+class _Back(CrateBuilder):
     """The entities of the crate ``inveniordm_to_crate`` builds."""
 
     def org(self, name: str | None, ror: str | None) -> dict[str, str] | None:
@@ -428,7 +429,7 @@ def _type_back(metadata: dict[str, Any]) -> dict[str, Any]:
         return {"@type": ["Dataset", "ComputationalWorkflow"]}
     upload, _, sub = rtype.partition("-")
     key = "image_type" if upload == "image" else "publication_type"
-    return _schema_types({"upload_type": upload, key: sub or None})
+    return schema_types({"upload_type": upload, key: sub or None})
 
 
 def _relations_back(record: dict[str, Any], metadata: dict[str, Any]) -> dict[str, Any]:
@@ -460,7 +461,7 @@ def inveniordm_to_crate(
     description = metadata.get("description")
     literals = {
         "name": metadata.get("title"),
-        "description": _plain(description) if isinstance(description, str) else None,
+        "description": plain_text(description) if isinstance(description, str) else None,
         "datePublished": metadata.get("publication_date"),
         "keywords": [s["subject"] for s in _list(metadata, "subjects") if s.get("subject")],
         "inLanguage": [i for i in map(_id_of, _list(metadata, "languages")) if i],
@@ -478,16 +479,7 @@ def inveniordm_to_crate(
         **_relations_back(record, metadata),
         **build.files(files),
     }
-    descriptor = {
-        "@id": "ro-crate-metadata.json",
-        "@type": "CreativeWork",
-        "conformsTo": {"@id": "https://w3id.org/ro/crate/1.1"},
-        "about": {"@id": "./"},
-    }
-    return {
-        "@context": "https://w3id.org/ro/crate/1.1/context",
-        "@graph": [descriptor, root, *build.entities.values()],
-    }
+    return crate_document(root, list(build.entities.values()))
 
 
 # ---------------------------------------------------------------------------------------------

@@ -77,6 +77,7 @@ from common.rocrate.graph import (
     Agent,
     Graph,
     agents_of,
+    crate_document,
     creators,
     date_published,
     doi_of,
@@ -187,7 +188,7 @@ def _license(graph: Graph, root: dict[str, Any]) -> tuple[str | None, str | None
     )
 
 
-def _upload_type(graph: Graph, root: dict[str, Any]) -> dict[str, str]:
+def upload_type_of(graph: Graph, root: dict[str, Any]) -> dict[str, str]:
     base: tuple[str, str | None] | None = None
     for kind in types_of(root):
         if kind != "Dataset" and kind in TYPE_TABLE:
@@ -292,7 +293,7 @@ def crate_to_zenodo(crate: dict[str, Any], *, today: _dt.date | None = None) -> 
         "description": _description(root, title),
         "publication_date": published or (today or _dt.date.today()).isoformat(),
         "access_right": "open",
-        **_upload_type(graph, root),
+        **upload_type_of(graph, root),
     }
     optional: dict[str, Any] = {
         "creators": _creators(graph, root),
@@ -313,7 +314,7 @@ def crate_to_zenodo(crate: dict[str, Any], *, today: _dt.date | None = None) -> 
 # Back: Zenodo -> RO-Crate
 
 
-def _plain(description: str) -> str:
+def plain_text(description: str) -> str:
     text = re.sub(r"<br\s*/?>", "\n", description, flags=re.I)
     text = re.sub(r"</p>\s*<p[^>]*>", "\n\n", text, flags=re.I)
     return html.unescape(_TAG.sub("", text)).strip()
@@ -323,7 +324,7 @@ def _slug(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-") or "x"
 
 
-class _Builder:
+class CrateBuilder:
     """Collects the entities of the crate ``zenodo_to_crate`` builds, with unique ids."""
 
     def __init__(self) -> None:
@@ -445,10 +446,10 @@ def _one_or_many(items: list[Any]) -> Any:
     return items[0] if len(items) == 1 else items
 
 
-def _schema_types(metadata: dict[str, Any]) -> dict[str, Any]:
+def schema_types(metadata: dict[str, Any]) -> dict[str, Any]:
     """``@type`` (and ``genre`` where no schema.org type says it) for an upload type.
 
-    Chosen so that ``_upload_type`` reads back exactly the same upload and sub type.
+    Chosen so that ``upload_type_of`` reads back exactly the same upload and sub type.
     """
     upload = metadata.get("upload_type") or DEFAULT_UPLOAD_TYPE
     sub = metadata.get("publication_type") or metadata.get("image_type")
@@ -481,7 +482,7 @@ def _literals_back(metadata: dict[str, Any]) -> dict[str, Any]:
     keywords = metadata.get("keywords")
     values = {
         "name": metadata.get("title"),
-        "description": _plain(str(metadata["description"]))
+        "description": plain_text(str(metadata["description"]))
         if metadata.get("description")
         else None,
         "datePublished": metadata.get("publication_date"),
@@ -498,12 +499,12 @@ def zenodo_to_crate(
     """An RO-Crate 1.1 document describing a Zenodo deposition's metadata and files."""
     if not isinstance(metadata, dict):
         raise BadRequest("Zenodo metadata must be an object", field="metadata")
-    build = _Builder()
+    build = CrateBuilder()
     notes = [n.strip() for n in str(metadata.get("notes") or "").splitlines() if n.strip()]
     root: dict[str, Any] = {
         "@id": "./",
         "@type": "Dataset",
-        **_schema_types(metadata),
+        **schema_types(metadata),
         **_literals_back(metadata),
         **build.agents(metadata),
         **build.license(metadata, notes),
@@ -511,16 +512,7 @@ def zenodo_to_crate(
         **_relations_back(metadata),
         **build.files(files),
     }
-    descriptor = {
-        "@id": "ro-crate-metadata.json",
-        "@type": "CreativeWork",
-        "conformsTo": {"@id": "https://w3id.org/ro/crate/1.1"},
-        "about": {"@id": "./"},
-    }
-    return {
-        "@context": "https://w3id.org/ro/crate/1.1/context",
-        "@graph": [descriptor, root, *build.entities.values()],
-    }
+    return crate_document(root, list(build.entities.values()))
 
 
 def crate_property_for(zenodo_field: str, *, metadata: dict[str, Any] | None = None) -> str:
