@@ -225,7 +225,7 @@ class Listing:
     ids=["port_owncloud", "yml", "relative-one-level", "mixed", "root"],
 )
 def test_walk_reads_every_listing_a_storage_connector_sends(folder, table) -> None:
-    from common.passive import walk
+    from common.passive_source import walk
 
     got = walk(Listing(table), folder, limit=10)  # type: ignore[arg-type]
     assert sorted(got) == ["a.csv", "sub/c d.txt", "sub/deep/b.csv"]
@@ -234,7 +234,7 @@ def test_walk_reads_every_listing_a_storage_connector_sends(folder, table) -> No
 @pytest.mark.parametrize("entry", ["../x.csv", "/F/../x.csv", "sub/../../x", "a//b", "/"])
 def test_walk_never_leaves_the_folder(entry) -> None:
     from common.errors import UpstreamError
-    from common.passive import walk
+    from common.passive_source import walk
 
     with pytest.raises(UpstreamError) as err:
         walk(Listing({"/F": ["ok.csv", entry]}), "/F", limit=10)  # type: ignore[arg-type]
@@ -243,7 +243,7 @@ def test_walk_never_leaves_the_folder(entry) -> None:
 
 def test_walk_counts_files_once_and_stops_at_the_limit() -> None:
     from common.errors import BadRequest
-    from common.passive import walk
+    from common.passive_source import walk
 
     twice = Listing({"/F": ["a", "sub/", "sub/b"], "/F/sub": ["b", "/F/sub/b"]})
     assert walk(twice, "/F", limit=2) == ["a", "sub/b"]  # type: ignore[arg-type]
@@ -294,7 +294,7 @@ def test_in_process_pull_over_the_cap_zips_folders_and_counts_the_records_other_
 
 def test_walk_stops_a_storage_that_lists_folders_for_ever() -> None:
     from common.errors import UpstreamError
-    from common.passive import walk
+    from common.passive_source import walk
 
     class Endless:
         def __init__(self) -> None:
@@ -315,7 +315,7 @@ def test_threads_switch_to_the_session_form_together_and_look_the_token_up_once(
     again in the session form; none fails because another one switched first."""
     import threading
 
-    from common.passive import StorageClient
+    from common.passive_source import StorageClient
 
     class Answer:
         def __init__(self, status: int) -> None:

@@ -17,13 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from common.backends.local import (
-    SWEEP_MARKER,
-    LocalArchive,
-    LocalStorage,
-    sweep_temp,
-    user_dir,
-)
+from common.backends.local import LocalArchive, LocalStorage, user_dir
+from common.backends.local_sweep import SWEEP_MARKER, sweep_temp
 from common.config import load_settings
 from common.errors import ConfigError
 from common.identity import Identity

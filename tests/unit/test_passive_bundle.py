@@ -15,7 +15,7 @@ import zipstream
 from common.backends import zenodo
 from common.bundle import ROOT_BUNDLE, Bundle, Member, Plan, ZipBundle, plan, possible_outputs
 from common.errors import Conflict, UpstreamError
-from common.passive import total_size
+from common.passive_source import total_size
 
 
 def names_of(p: Plan) -> dict[str, tuple[str, ...]]:

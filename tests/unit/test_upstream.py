@@ -20,7 +20,7 @@ from common.errors import (
     UpstreamUnavailable,
 )
 from common.identity import PORT
-from common.passive import StorageClient
+from common.passive_source import StorageClient
 from common.upstream import STATUS_ERRORS, TRANSPORT_ERRORS
 from common.zenodo_client import ZENODO
 
