@@ -190,6 +190,18 @@ def service_info(display: str, en: str, de: str, icon: str, **links: str) -> Jso
     }
 
 
+def display_info(own: Any) -> Json:
+    """An archive's display overrides from its declared settings (``display_name``,
+    ``info_url``, ``help_url``, ``icon``, ``project_link_template``; unset ones ``None``)."""
+    return {
+        "displayName": own.display_name,
+        "infoUrl": own.info_url,
+        "helpUrl": own.help_url,
+        "icon": own.icon,
+        "projectLinkTemplate": own.project_link_template,
+    }
+
+
 def walk_files(list_children: Callable[[str], list[str]], path: str, limit: int) -> list[str]:
     """Every file below ``path`` by listing folder after folder, relative, sorted.
 

@@ -22,7 +22,8 @@ from urllib.parse import quote
 import requests
 
 from common import outside
-from common.backends.base import Json, LoginFailed, service_info, svg_icon
+from common.backends.base import Json, LoginFailed, display_info, service_info, svg_icon
+from common.backends.repository import RepositoryArchive
 from common.backends.zenodo_files import Body, sized_body
 from common.config import Settings, load_declared, setting
 from common.errors import (
@@ -33,13 +34,11 @@ from common.errors import (
     NotFound,
     PayloadTooLarge,
     UpstreamError,
-    UpstreamTimeout,
-    UpstreamUnavailable,
 )
 from common.identity import Identity
 from common.inveniordm_client import InvenioRDMClient, InvenioValidationError
 from common.paths import archive_name
-from common.retry import Policy, token_key
+from common.retry import token_key
 from common.rocrate.inveniordm import (
     crate_property_for,
     crate_to_inveniordm,
@@ -47,7 +46,6 @@ from common.rocrate.inveniordm import (
     inveniordm_to_crate,
 )
 from common.streams import CHUNK_SIZE, Upload
-from common.useragent import USER_AGENT
 
 log = logging.getLogger("rds.inveniordm")
 
@@ -57,7 +55,6 @@ MAX_KEY_CHARS = 255  # FILES_REST_OBJECT_KEY_MAX_LEN
 SERVICE_KEY = "inveniordm"
 SPOOL_LIMIT = 2 * 1024**3  # an upload of unknown size is spooled to disk up to this (413 above)
 MISSING = "Missing data for required field."  # a draft may lack these until publish
-_DOWN = (UpstreamUnavailable, UpstreamTimeout, UpstreamError)
 _ICON_SVG = (
     b'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 16 16">'
     b'<rect x="1" y="1" width="14" height="14" rx="3" fill="#0b5394"/>'
@@ -108,10 +105,11 @@ def _doi(record: Json) -> str | None:
     return str(doi) if doi else None
 
 
-class InvenioRDMArchive:
+class InvenioRDMArchive(RepositoryArchive[InvenioRDMClient]):
     """Metadata interface on InvenioRDM's records API; one instance serves every user."""
 
     needs_token = True
+    client_class = InvenioRDMClient
 
     @property
     def max_files(self) -> int:
@@ -130,16 +128,17 @@ class InvenioRDMArchive:
         read_timeout: float = 600.0,
         login_attempts: int = 5,
     ) -> None:
-        self.address = address.rstrip("/")
+        self._transport(
+            address,
+            info,
+            session or outside.session("inveniordm"),
+            sleep=sleep,
+            connect_timeout=connect_timeout,
+            read_timeout=read_timeout,
+            login_attempts=login_attempts,
+        )
         self._oauth = oauth  # (client id, client secret, redirect URI) or None: tokens
         self.community = community
-        self.info = info or {}
-        self.session = session or outside.session("inveniordm")
-        self.session.headers["User-Agent"] = USER_AGENT
-        self.sleep = sleep
-        self.connect_timeout = connect_timeout
-        self.read_timeout = read_timeout
-        self.login_attempts = login_attempts
         self._created: dict[tuple[str, str], str] = {}  # (token hash, Idempotency-Key) -> id
 
     def __repr__(self) -> str:
@@ -157,44 +156,16 @@ class InvenioRDMArchive:
             own.address,
             oauth=oauth,
             community=own.community,
-            info={
-                "displayName": own.display_name,
-                "infoUrl": own.info_url,
-                "helpUrl": own.help_url,
-                "icon": own.icon,
-                "projectLinkTemplate": own.project_link_template,
-            },
+            info=display_info(own),
             session=session,
             connect_timeout=settings.connect_timeout,
             read_timeout=settings.read_timeout,
         )
 
-    def client(self, who: Identity | None) -> InvenioRDMClient:
-        """A client for ``who`` (``None``: a guest, for the login check)."""
-        return InvenioRDMClient(
-            self.address,
-            who.require_token() if who is not None else None,
-            session=self.session,
-            sleep=self.sleep,
-            connect_timeout=self.connect_timeout,
-            read_timeout=self.read_timeout,
-        )
-
     # -- init --------------------------------------------------------------------------
     def login(self) -> None:
         """The instance's records API answers a public search (bounded retries)."""
-        policy = Policy(attempts=self.login_attempts, base=0.5, cap=8.0, exceptions=_DOWN)
-
-        def search() -> int:
-            status = self.client(None).ping()
-            if status >= 500:
-                raise UpstreamError(f"status {status}")
-            return status
-
-        try:
-            status = policy.run(search, sleep=self.sleep)
-        except _DOWN as exc:
-            raise LoginFailed(f"InvenioRDM at {self.address} is down ({exc.detail})") from exc
+        status = self._answering(lambda s: s < 500, f"InvenioRDM at {self.address} is down")
         if status != 200:
             raise LoginFailed(f"{self.address} has no InvenioRDM records API ({status})")
         log.info("inveniordm.login ok address=%s", self.address)

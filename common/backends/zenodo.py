@@ -24,7 +24,8 @@ from urllib.parse import quote
 import requests
 
 from common import outside, rocrate
-from common.backends.base import Json, LoginFailed, service_info, svg_icon
+from common.backends.base import Json, LoginFailed, display_info, service_info, svg_icon
+from common.backends.repository import RepositoryArchive
 from common.backends.zenodo_crate import (
     CRATE_KEY,
     crate_bytes,
@@ -70,14 +71,11 @@ from common.errors import (
     NotFound,
     PayloadTooLarge,
     UpstreamError,
-    UpstreamTimeout,
-    UpstreamUnavailable,
 )
 from common.identity import Identity
 from common.paths import archive_name, relative_path
-from common.retry import Policy, token_key
+from common.retry import token_key
 from common.streams import Upload
-from common.useragent import USER_AGENT
 from common.zenodo_client import (
     SCOPE_ACTIONS,
     SCOPE_WRITE,
@@ -93,7 +91,6 @@ MAX_FILES = 100
 MAX_RECORD_BYTES = 50 * 1000**3  # Zenodo's 50 GB per record
 MAX_KEY_BYTES = 255  # InvenioRDM's FILES_REST_OBJECT_KEY_MAX_LEN
 MAX_CRATE_BYTES = 16 * MiB  # a crate read back from the bucket at publish
-_DOWN = (UpstreamUnavailable, UpstreamTimeout, UpstreamError)  # login tries again on these
 _ICON_SVG = (
     b'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 16 16">'
     b'<circle cx="8" cy="8" r="7" fill="#1f78b4"/>'
@@ -124,10 +121,11 @@ class ZenodoSettings:
 
 
 @answers_read_safely
-class ZenodoArchive:
+class ZenodoArchive(RepositoryArchive[ZenodoClient]):
     """Metadata interface on Zenodo depositions; one instance serves every user."""
 
     needs_token = True
+    client_class = ZenodoClient
 
     @property
     def max_files(self) -> int:
@@ -152,17 +150,18 @@ class ZenodoArchive:
         spool_limit: int = 2048 * MiB,
         cache_ttl: float = 60.0,
     ) -> None:
-        self.address = address.rstrip("/")
+        self._transport(
+            address,
+            info,
+            session or outside.session("zenodo"),
+            sleep=sleep,
+            connect_timeout=connect_timeout,
+            read_timeout=read_timeout,
+            login_attempts=login_attempts,
+        )
         self._client_id = client_id
         self._client_secret = client_secret
         self.redirect_uri = redirect_uri
-        self.info = info or {}
-        self.session = session or outside.session("zenodo")
-        self.session.headers["User-Agent"] = USER_AGENT
-        self.sleep = sleep
-        self.connect_timeout = connect_timeout
-        self.read_timeout = read_timeout
-        self.login_attempts = login_attempts
         self.replay_window = replay_window
         self.max_wait = max_wait
         self.spool_limit = spool_limit
@@ -183,31 +182,13 @@ class ZenodoArchive:
             own.client_id,
             own.client_secret,
             own.redirect_uri,
-            info={
-                "displayName": own.display_name,
-                "infoUrl": own.info_url,
-                "helpUrl": own.help_url,
-                "icon": own.icon,
-                "projectLinkTemplate": own.project_link_template,
-            },
+            info=display_info(own),
             session=session,
             connect_timeout=settings.connect_timeout,
             read_timeout=settings.read_timeout,
             replay_window=own.replay_window_mib * MiB,
             max_wait=float(own.max_retry_after),
             spool_limit=own.spool_limit_mib * MiB,
-        )
-
-    def client(self, who: Identity | None) -> ZenodoClient:
-        """A client for ``who`` (``None``: unauthenticated, for the login check)."""
-        return ZenodoClient(
-            self.address,
-            who.require_token() if who is not None else None,
-            session=self.session,
-            sleep=self.sleep,
-            connect_timeout=self.connect_timeout,
-            read_timeout=self.read_timeout,
-            max_wait=self.max_wait,
         )
 
     def _ck(self, who: Identity, project_id: str) -> tuple[str, str]:
@@ -217,18 +198,9 @@ class ZenodoArchive:
     # -- init --------------------------------------------------------------------------
     def login(self) -> None:
         """Zenodo's deposition API answers (401 without a token counts), bounded retries."""
-        policy = Policy(attempts=self.login_attempts, base=0.5, cap=8.0, exceptions=_DOWN)
-
-        def ping() -> int:
-            status = self.client(None).ping()
-            if status not in (200, 401, 403, 404):
-                raise UpstreamError(f"status {status}")
-            return status
-
-        try:
-            status = policy.run(ping, sleep=self.sleep)
-        except _DOWN as exc:
-            raise LoginFailed(f"Zenodo at {self.address} did not answer ({exc.detail})") from exc
+        status = self._answering(
+            lambda s: s in (200, 401, 403, 404), f"Zenodo at {self.address} did not answer"
+        )
         if status == 404:
             raise LoginFailed(f"{self.address} has no Zenodo deposition API (404)")
         log.info("zenodo.login ok address=%s status=%d", self.address, status)
