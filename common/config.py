@@ -23,8 +23,6 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, TypeVar
 
-import yaml
-
 from common.errors import ConfigError
 
 DEFAULT_CONFIG_PATH = "/etc/rds-connector/config.yaml"
@@ -190,6 +188,8 @@ class Settings:
 
 def _read_yaml(path: Path) -> dict[str, str]:
     try:
+        import yaml  # only when there is a config file: a cold start without one skips it
+
         loaded: Any = yaml.safe_load(path.read_text(encoding="utf-8"))
     except (OSError, yaml.YAMLError) as exc:
         raise ConfigError(f"cannot read config file {path}: {exc.__class__.__name__}") from exc

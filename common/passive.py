@@ -25,14 +25,12 @@ import logging
 import re
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import requests
 
 from common.backends.base import Archive
 from common.bundle import CRATE, Bundle, Member, Plan, ZipBundle, plan, possible_outputs
-from common.config import setting
 from common.errors import (
     BadRequest,
     ConnectorError,
@@ -53,21 +51,6 @@ log = logging.getLogger("rds.passive")
 # no dots, so a forged name cannot point the pull at another namespace or host; matched
 # whole (``fullmatch``: a trailing newline does not pass either).
 SERVICE_RE = re.compile(r"port-[a-z0-9](?:[a-z0-9-]{0,54}[a-z0-9])?")
-DEFAULT_TEMPLATE = "http://layer1-{service}"
-
-
-@dataclass(frozen=True)
-class PassiveSettings:
-    """What passive transfer reads from the configuration, checked at start."""
-
-    #: where another service's fileStorage interface answers (``{service}`` is replaced)
-    storage_url_template: str = setting("PASSIVE_STORAGE_URL_TEMPLATE", "url", DEFAULT_TEMPLATE)
-    #: a folder with more files is refused before any byte moves
-    max_files: int = setting("PASSIVE_MAX_FILES", "int", 10_000, lo=1, hi=10**8)
-    #: files moved at the same time
-    concurrency: int = setting("PASSIVE_CONCURRENCY", "int", 4, lo=1, hi=256)
-    #: when set, the only storage services a pull may ask (comma- or space-separated)
-    allowed_services: tuple[str, ...] = setting("PASSIVE_ALLOWED_SERVICES", "list", ())
 
 
 def _md5_of(download: Download) -> tuple[int, str]:

@@ -17,7 +17,7 @@ from common.backends import build_archive, build_storage
 from common.backends.base import Archive, Storage
 from common.config import Problems, Settings, load_declared, read_settings
 from common.logs import configure
-from common.passive import PassiveSettings
+from common.passive_settings import PassiveSettings
 from common.useragent import USER_AGENT
 
 

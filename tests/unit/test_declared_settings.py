@@ -20,7 +20,7 @@ from common.config import (
     url_setting,
 )
 from common.errors import ConfigError
-from common.passive import PassiveSettings
+from common.passive_settings import PassiveSettings
 from common.runtime import Runtime
 from tests.support.servers import router_process
 

@@ -107,7 +107,7 @@ def test_the_settings_catalog_matches_what_the_code_reads() -> None:
     """The catalog (no imports) against every backend's declared fields and every literal
     name the code reads with a helper: a new setting must join the catalog."""
     owners = {
-        "passive": "common.passive",
+        "passive": "common.passive_settings",
         "local": "common.backends.local",
         "zenodo": "common.backends.zenodo",
         "inveniordm": "common.backends.inveniordm",
