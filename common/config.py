@@ -477,9 +477,7 @@ def read_settings(env: Mapping[str, str] | None = None) -> tuple[Settings, list[
         max_listing=read(int_setting, "CONNECTOR_MAX_LISTING", 100_000, 1, 10**8, fallback=100_000),
         connect_timeout=read(float_setting, "CONNECTOR_CONNECT_TIMEOUT", 10.0, fallback=10.0),
         read_timeout=read(float_setting, "CONNECTOR_READ_TIMEOUT", 600.0, fallback=600.0),
-        body_idle_timeout=read(
-            float_setting, "CONNECTOR_BODY_IDLE_TIMEOUT", 60.0, fallback=60.0
-        ),
+        body_idle_timeout=read(float_setting, "CONNECTOR_BODY_IDLE_TIMEOUT", 60.0, fallback=60.0),
         **read(_caller_auth, fallback={}),
         raw=MappingProxyType(src),
     )

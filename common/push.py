@@ -141,7 +141,9 @@ class ConnectorClient:
         self.user_id = user_id
         # the session form's user is what stands between '://' and the last ':'; a bare
         # userId is the user whole (a cloud id may hold ':' in its host part)
-        self.username = user_id.split("://", 1)[1].rsplit(":", 1)[0] if "://" in user_id else user_id
+        self.username = (
+            user_id.split("://", 1)[1].rsplit(":", 1)[0] if "://" in user_id else user_id
+        )
         self.session = session or requests.Session()
 
     def _json(self, method: str, url: str, body: dict[str, Any] | None = None) -> Any:

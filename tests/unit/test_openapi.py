@@ -97,6 +97,6 @@ def test_the_served_document_matches_its_own_declared_answer(client) -> None:
     resp = client.get("/openapi.yaml")
     served = yaml.safe_load(resp.data)
     answer = served["paths"]["/openapi.yaml"]["get"]["responses"]["200"]
-    (content_type, media), = answer["content"].items()
+    ((content_type, media),) = answer["content"].items()
     assert resp.content_type.startswith(content_type)
     jsonschema.validate(served, media["schema"])
