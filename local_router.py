@@ -82,6 +82,7 @@ def build_app(runtime: Runtime) -> Flask:
     """One Flask app serving the routes of the configured interfaces, plus probes and the
     OpenAPI document of exactly those interfaces."""
     set_runtime(runtime)
+    metrics.enable()  # kept where served: here, not in a function deployed on its own
     app = Flask("rds_connector")
     app.url_map.strict_slashes = False
     served: list[Route] = routes_for(runtime.settings.interfaces)

@@ -28,11 +28,12 @@ import re
 import threading
 import time
 from collections.abc import Callable, Mapping
-from typing import Any
-
-import requests
+from typing import TYPE_CHECKING, Any
 
 from common.errors import UpstreamUnavailable
+
+if TYPE_CHECKING:
+    import requests
 
 log = logging.getLogger("rds.gcp_auth")
 
@@ -49,6 +50,7 @@ Fetch = Callable[[Transport, str], str]
 def default_transport() -> Transport:
     """google-auth's own transport over ``requests`` (with a timeout on every call)."""
     import google.auth.transport.requests
+    import requests
 
     return google.auth.transport.requests.Request(session=requests.Session())
 
@@ -159,8 +161,10 @@ def outbound_auth_headers(audience: str, source: IdTokenSource | None = None) ->
     return (source or default_source()).headers(audience)
 
 
-class IdTokenAuth(requests.auth.AuthBase):
-    """``requests`` auth that adds the ID token for a fixed audience, when there is one.
+class IdTokenAuth:
+    """``requests`` auth that adds the ID token for a fixed audience, when there is one
+    (any callable taking and returning the prepared request is one; no base class, so this
+    module does not import ``requests`` for a caller-auth check).
 
     Usage: ``session.get(url, auth=IdTokenAuth("https://region-project.cloudfunctions.net/f"))``.
     """

@@ -36,7 +36,7 @@ from common.errors import (
     problem_body,
     problem_from_error,
 )
-from common.identity import Identity, lookup_token, resolve_identity
+from common.identity import Identity, resolve_identity
 from common.routes import FILE_STORAGE, METADATA, Route, route
 from common.runtime import Runtime, get_runtime
 
@@ -145,10 +145,13 @@ class Call:
         return self._identity
 
     def _lookup_token(self, user: str) -> str | None:
-        """The user's token from the Port service (``None`` when none is configured)."""
+        """The user's token from the Port service (``None`` when none is configured).
+        Imported here: only backends that need a token ask, and ``requests`` comes with it."""
         url = self.settings.port_service_url
         if not url:
             return None
+        from common.port_service import lookup_token
+
         return lookup_token(self.runtime.session, url, user, self.settings.servicename)
 
 

@@ -11,52 +11,15 @@ line or an error text.
 from __future__ import annotations
 
 import re
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from urllib.parse import quote
 
-import requests
+from common.errors import BadRequest, Unauthorized
 
-from common.errors import (
-    BadRequest,
-    Unauthorized,
-    UpstreamError,
-    UpstreamTimeout,
-    UpstreamUnavailable,
-)
-from common.retry import Policy
-from common.upstream import Upstream
-
-_ABSENT = (None, "", "None", "null")
+ABSENT = (None, "", "None", "null")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _PREFIX = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
 MAX_USER_ID = 4096
-# the Port service's answers: 403/404 mean "no token stored" (the caller's 401), 429/504
-# "try later" (503, with the Retry-After it sent)
-PORT = Upstream(
-    {
-        Unauthorized: (
-            "no token of {servicename} is stored for this user; authorize the service in RDS",
-            "userId",
-        ),
-        UpstreamUnavailable: (
-            "the Port service answered {status} to the token lookup; try again later",
-            None,
-        ),
-    },
-    "the Port service answered {status} to the token lookup",
-    faults={
-        UpstreamTimeout: "the Port service did not answer the token lookup in time",
-        UpstreamUnavailable: "the Port service cannot be reached for the user's token",
-    },
-    means={
-        403: Unauthorized,
-        404: Unauthorized,
-        429: UpstreamUnavailable,
-        504: UpstreamUnavailable,
-    },
-)
 
 
 @dataclass(frozen=True)
@@ -88,7 +51,7 @@ def _is_text(value: str) -> bool:
 
 def parse_user_id(value: object, servicename: str, api_key: object = None) -> Identity:
     """Parse ``userId`` in session or bare form (``apiKey`` may carry the secret)."""
-    if value in _ABSENT:
+    if value in ABSENT:
         raise Unauthorized("userId is missing", field="userId")
     if not isinstance(value, str):
         raise Unauthorized("userId must be a string", field="userId")
@@ -109,12 +72,12 @@ def parse_user_id(value: object, servicename: str, api_key: object = None) -> Id
         user, sep, secret_part = rest.rpartition(":")
         if not sep:
             user, secret_part = rest, ""
-        secret = None if secret_part in _ABSENT else secret_part
+        secret = None if secret_part in ABSENT else secret_part
     else:
         user = value
-    if not user or user in _ABSENT:
+    if not user or user in ABSENT:
         raise Unauthorized("userId names no user", field="userId")
-    if secret is None and isinstance(api_key, str) and api_key not in _ABSENT:
+    if secret is None and isinstance(api_key, str) and api_key not in ABSENT:
         secret = api_key
     return Identity(user=user, token=secret, service=service)
 
@@ -137,46 +100,6 @@ def resolve_identity(
     if token is None:
         who.require_token()  # raises: none came with the request and none can be looked up
     return Identity(who.user, token, who.service)
-
-
-LOOKUP_POLICY = Policy(
-    attempts=3,
-    base=0.2,
-    cap=1.0,
-    exceptions=(requests.ConnectionError, requests.Timeout),
-    max_wait=2.0,  # a longer Retry-After is passed on to the caller instead (503)
-)
-
-
-def lookup_token(
-    session: requests.Session,
-    port_service_url: str,
-    user: str,
-    servicename: str,
-    *,
-    timeout: tuple[float, float] = (5.0, 30.0),
-    sleep: Callable[[float], None] = time.sleep,
-) -> str:
-    """Ask RDS's Port service for the user's token of this service (bare-form userId).
-
-    An idempotent GET in the request path: ``LOOKUP_POLICY`` sends it again after a
-    connection error or a 502/503/504, briefly (the caller is waiting)."""
-    url = f"{port_service_url}/user/{quote(user, safe='')}/service/{quote(servicename, safe='')}"
-    try:
-        resp = LOOKUP_POLICY.run(lambda: session.get(url, timeout=timeout), sleep=sleep)
-    except requests.RequestException as exc:
-        raise PORT.transport(exc) from exc
-    if resp.status_code != 200:
-        raise PORT.error(resp.status_code, headers=resp.headers, servicename=servicename)
-    try:
-        body = resp.json()
-    except ValueError:
-        raise UpstreamError("the Port service answered the token lookup with no JSON") from None
-    data = body.get("data", body) if isinstance(body, dict) else None
-    token = data.get("access_token") if isinstance(data, dict) else None
-    if not isinstance(token, str) or token in _ABSENT:
-        raise Unauthorized("the stored token of this user has no access token", field="userId")
-    return token
 
 
 def check_user_name(user: str) -> str:

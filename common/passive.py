@@ -38,9 +38,10 @@ from common.errors import (
     TransferIncomplete,
     UpstreamError,
 )
-from common.identity import Identity, lookup_token
+from common.identity import Identity
 from common.passive_source import Source, StorageClient, walk
 from common.paths import storage_path
+from common.port_service import lookup_token
 from common.streams import Download, Meter, Upload
 
 if TYPE_CHECKING:  # the runtime builds PassiveSettings, so it is imported for types only

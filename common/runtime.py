@@ -2,17 +2,17 @@
 
 Built once, on the first request of a function (or by the router at start) and kept for
 the life of the process; it holds no request state, so dropping it (``reset``) is always
-safe -- tests do that between configurations.
+safe -- tests do that between configurations. The session is made on first use: a
+function whose backend never calls out (``local``) then never imports ``requests``, ~30 ms
+of its cold start (docs/benchmarks.md, "Cold start").
 """
 
 from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-import requests
-
-from common import outside
 from common.backends import build_archive, build_storage
 from common.backends.base import Archive, Storage
 from common.config import Problems, Settings, load_declared, read_settings
@@ -20,10 +20,15 @@ from common.logs import configure
 from common.passive_settings import PassiveSettings
 from common.useragent import USER_AGENT
 
+if TYPE_CHECKING:
+    import requests
+
 
 def new_session(settings: Settings) -> requests.Session:
     """A session with our User-Agent and TLS verification as configured; its calls are
     observed as the Token Storage's, the Port service's, or else passive pulls'."""
+    from common import outside  # with requests: only once something calls out
+
     named = {settings.token_storage_url: "token-storage", settings.port_service_url: "port-service"}
     session = outside.session(
         "passive", verify=settings.verify_ssl, services={k: v for k, v in named.items() if k}
@@ -37,12 +42,23 @@ class Runtime:
     settings: Settings
     archive: Archive | None
     storage: Storage | None
-    session: requests.Session
+    #: given by tests; else made by ``session`` on first use
+    given_session: requests.Session | None = field(default=None, repr=False)
     #: passive transfer's own settings, read and checked with the rest at start
     passive: PassiveSettings = field(init=False)
+    _session_lock: threading.Lock = field(init=False, repr=False, default_factory=threading.Lock)
 
     def __post_init__(self) -> None:
         self.passive = load_declared(PassiveSettings, self.settings)
+
+    @property
+    def session(self) -> requests.Session:
+        """The process's session to the Token Storage, the Port service and passive pulls."""
+        if self.given_session is None:
+            with self._session_lock:
+                if self.given_session is None:
+                    self.given_session = new_session(self.settings)
+        return self.given_session
 
     @classmethod
     def build(cls, settings: Settings | None = None) -> Runtime:
@@ -68,7 +84,7 @@ def assemble(settings: Settings | None = None) -> tuple[Runtime | None, Problems
     problems.take(lambda: load_declared(PassiveSettings, settings), None)
     if problems.items:
         return None, problems
-    return Runtime(settings, archive, storage, new_session(settings)), problems
+    return Runtime(settings, archive, storage), problems
 
 
 _lock = threading.Lock()

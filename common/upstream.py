@@ -1,7 +1,7 @@
 """ONE table from outside answers to our errors, used by every outside client.
 
 Boundary: ``STATUS_ERRORS`` says which ``ConnectorError`` an outside HTTP status becomes,
-``TRANSPORT_ERRORS`` which one a transport failure of ``requests`` becomes (httpx's
+``transport_errors()`` which one a transport failure of ``requests`` becomes (httpx's
 ``HTTPCORE_EXC_MAP``); nothing else in ``common`` decides that. What a client adds is its
 words: an ``Upstream`` holds, per service, the detail texts (and the request field each
 blames) and the few statuses that MEAN something else there (the Port service's 404 is
@@ -12,12 +12,10 @@ blames) and the few statuses that MEAN something else there (the Port service's 
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
-
-import requests
-from requests.exceptions import ChunkedEncodingError
+from typing import TYPE_CHECKING, Any
 
 from common.errors import (
     BadRequest,
@@ -35,6 +33,9 @@ from common.errors import (
 )
 from common.retry import retry_after
 
+if TYPE_CHECKING:
+    import requests
+
 STATUS_ERRORS: dict[int, type[ConnectorError]] = {
     400: BadRequest,
     401: Unauthorized,
@@ -50,13 +51,25 @@ STATUS_ERRORS: dict[int, type[ConnectorError]] = {
     504: UpstreamTimeout,
     507: InsufficientStorage,
 }
-# first match wins: a Timeout is also a RequestException (and ConnectTimeout a ConnectionError)
-TRANSPORT_ERRORS: tuple[tuple[type[BaseException], type[ConnectorError]], ...] = (
-    (requests.Timeout, UpstreamTimeout),
-    (requests.ConnectionError, UpstreamUnavailable),
-    (ChunkedEncodingError, UpstreamUnavailable),  # the answer broke off after its head
-    (requests.RequestException, UpstreamError),
-)
+
+
+@functools.cache
+def transport_errors() -> tuple[tuple[type[BaseException], type[ConnectorError]], ...]:
+    """The transport table; first match wins (a Timeout is also a RequestException, a
+    ConnectTimeout a ConnectionError). Built on first use: a transport failure of
+    ``requests`` can only happen once a client imported it, and a function whose backend
+    never calls out (``local``) should not pay ~30 ms of its cold start for the import."""
+    import requests
+    from requests.exceptions import ChunkedEncodingError
+
+    return (
+        (requests.Timeout, UpstreamTimeout),
+        (requests.ConnectionError, UpstreamUnavailable),
+        (ChunkedEncodingError, UpstreamUnavailable),  # the answer broke off after its head
+        (requests.RequestException, UpstreamError),
+    )
+
+
 ASKED = "<asked>"  # a Say's field: the field the caller names (``error(..., field=)``)
 _WAIT_HINTED = (TooManyRequests, UpstreamUnavailable, UpstreamTimeout)
 
@@ -103,6 +116,6 @@ class Upstream:
 
     def transport(self, exc: BaseException, **words: Any) -> ConnectorError:
         """The error for a transport failure (raise it ``from exc``)."""
-        cls = next((c for kind, c in TRANSPORT_ERRORS if isinstance(exc, kind)), UpstreamError)
+        cls = next((c for kind, c in transport_errors() if isinstance(exc, kind)), UpstreamError)
         text = self.faults.get(cls) or self.faults.get(UpstreamUnavailable) or self.otherwise
         return cls(text.format(status="-", what="", **words))

@@ -1,7 +1,9 @@
-"""What a function's process imports: google-auth (and cryptography) only when configured.
+"""What a function's process imports: google-auth (and cryptography) only when configured,
+``requests`` only where the function calls out, prometheus-client only where ``/metrics``
+is served (the router).
 
 Each case runs in a fresh interpreter (``sys.modules`` of this one is shared by every test):
-every function is loaded the way functions-framework loads it and answers one request;
+functions are loaded the way functions-framework loads them and answer one request each;
 then the probe prints which of the watched modules were imported. Not timed: the figures
 are ``bench/coldstart.py``'s (docs/benchmarks.md, "Cold start").
 """
@@ -20,7 +22,17 @@ from common.routes import ROUTES
 from local_router import FUNCTIONS
 from tests.support.servers import free_port
 
-WATCHED = ("google.auth", "google.oauth2", "cryptography")
+WATCHED = (
+    "google.auth",
+    "google.oauth2",
+    "cryptography",
+    "requests",
+    "urllib3",
+    "prometheus_client",
+)
+GOOGLE = ["google.auth", "google.oauth2", "cryptography"]
+# on the local backend with caller auth off, the one function that calls out: init
+CALLS_OUT = {"init"}  # registers the connector with the Token Storage
 PROBE = """
 import json, sys
 import functions_framework
@@ -35,7 +47,7 @@ print(json.dumps({"statuses": statuses, "loaded": [m for m in watched if m in sy
 """
 
 
-def probe(tmp_path: Path, **env: str) -> dict:
+def probe(tmp_path: Path, names: set[str] | None = None, **env: str) -> dict:
     functions = [
         [
             r.name,
@@ -44,6 +56,7 @@ def probe(tmp_path: Path, **env: str) -> dict:
             str(FUNCTIONS / r.name / "main.py"),
         ]
         for r in ROUTES
+        if names is None or r.name in names
     ]
     clean = {
         k: v
@@ -68,7 +81,23 @@ def test_no_function_imports_google_auth_with_caller_auth_off(tmp_path: Path) ->
     assert set(seen["statuses"]) == {r.name for r in ROUTES}
     assert all(status < 500 for status in seen["statuses"].values()), seen["statuses"]
     assert seen["statuses"]["projects_list"] == 200  # a request really was served
-    assert seen["loaded"] == []
+    assert not set(seen["loaded"]) & set(GOOGLE)
+
+
+def test_only_a_function_that_calls_out_imports_requests(tmp_path: Path) -> None:
+    """One process per function (once imported, a module stays): on the ``local``
+    backend only init loads ``requests``; no function loads prometheus-client (it serves
+    no ``/metrics``). Active uploads included: the multipart path never loads passive mode."""
+    loaded = {}
+    for r in ROUTES:
+        folder = tmp_path / r.name
+        folder.mkdir()
+        seen = probe(folder, {r.name})
+        assert seen["statuses"][r.name] < 500, seen
+        loaded[r.name] = seen["loaded"]
+    assert {name for name, mods in loaded.items() if "requests" in mods} == CALLS_OUT
+    assert not any("prometheus_client" in mods for mods in loaded.values()), loaded
+    assert not any(set(mods) & set(GOOGLE) for mods in loaded.values()), loaded
 
 
 @pytest.mark.parametrize("platform", [{}, {"K_SERVICE": "rds-local-init"}], ids=["here", "gcf"])

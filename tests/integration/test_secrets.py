@@ -18,7 +18,8 @@ import responses
 
 from common.config import load_settings
 from common.errors import ConnectorError
-from common.identity import Identity, lookup_token, parse_user_id
+from common.identity import Identity, parse_user_id
+from common.port_service import lookup_token
 from common.runtime import Runtime
 from tests.conftest import USER, uid
 from tests.support.secrets import SecretWatch

@@ -8,7 +8,8 @@ import responses
 from RDS import LoginService, OAuth2Service, OAuth2Token, User, Util
 
 from common.errors import Unauthorized, UpstreamUnavailable
-from common.identity import lookup_token, parse_user_id
+from common.identity import parse_user_id
+from common.port_service import lookup_token
 
 SVC = "port-zenodo"
 

@@ -179,7 +179,7 @@ def test_a_failed_outside_call_counts_under_its_failure() -> None:
 
 
 def _sample(name: str, **labels: str) -> float:
-    value = metrics.REGISTRY.get_sample_value(name, labels)
+    value = metrics.enable().registry.get_sample_value(name, labels)
     return value or 0.0
 
 

@@ -94,7 +94,7 @@ def test_the_lookup_happens_before_any_byte_is_stored(app_client, data_dir) -> N
 def test_a_passing_fault_of_the_port_service_is_retried_under_the_one_policy() -> None:
     import requests as rq
 
-    from common.identity import lookup_token
+    from common.port_service import lookup_token
 
     waits: list[float] = []
     url = "http://port.invalid/user/alice%40x.org/service/port-local"

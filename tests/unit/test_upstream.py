@@ -19,9 +19,9 @@ from common.errors import (
     UpstreamTimeout,
     UpstreamUnavailable,
 )
-from common.identity import PORT
 from common.passive_source import StorageClient
-from common.upstream import STATUS_ERRORS, TRANSPORT_ERRORS
+from common.port_service import PORT
+from common.upstream import STATUS_ERRORS, transport_errors
 from common.zenodo_client import ZENODO
 
 # (status, webdav, zenodo, passive, Port service): what each client answers (as before the
@@ -56,7 +56,7 @@ def test_each_status_maps_to_one_error_per_client(status, webdav, zenodo, passiv
 
 def test_the_table_itself_holds_the_shared_meanings() -> None:
     assert STATUS_ERRORS[503] is UpstreamUnavailable and STATUS_ERRORS[504] is UpstreamTimeout
-    kinds = [kind for kind, _ in TRANSPORT_ERRORS]
+    kinds = [kind for kind, _ in transport_errors()]
     assert kinds.index(requests.Timeout) < kinds.index(requests.RequestException)
 
 
