@@ -7,6 +7,7 @@ command runner and the HTTP session injected.
 
 from __future__ import annotations
 
+import importlib.util
 import io
 import json
 import os
@@ -277,7 +278,9 @@ def test_bundles_import_only_their_own_common(tmp_path: Path) -> None:
     for bundle in bundles.values():
         # The runtime installs requirements.txt; it must pin the framework itself.
         assert "functions-framework==" in (bundle / "requirements.txt").read_text()
-        assert not list(bundle.rglob("__pycache__"))
+        # bytecode only of its own sources (none copied over from the repository's caches)
+        for pyc in bundle.rglob("*.pyc"):
+            assert Path(importlib.util.source_from_cache(str(pyc))).is_file(), pyc
     broken = build.build_bundle(ROUTES[0], tmp_path / "broken")
     (broken / "common" / "errors.py").unlink()
     probe = (
@@ -581,6 +584,24 @@ def test_each_bundle_requires_only_what_the_configuration_imports(
         names = requirement_names(tmp_path / "out" / p.name(route))
         assert {"functions-framework", "flask", "requests"} <= names
         assert present <= names and not (absent & names), (route.name, names)
+        assert not {"prometheus-client", "gevent"} & names  # the router's alone
+
+
+def run_probe(tmp_path: Path, code: str, *args: str, **env: str) -> Any:
+    """Run ``code`` in a fresh interpreter on the ``local`` backend, outside the repository
+    (no ``PYTHONPATH``); answer the JSON of its last line."""
+    clean = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    clean.update(CONNECTOR_CONFIG="", CONNECTOR_DATA_DIR=str(tmp_path / "data"), **env)
+    done = subprocess.run(
+        [sys.executable, "-c", code, *args],
+        cwd=tmp_path,
+        env=clean,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout.splitlines()[-1])
 
 
 BLOCKED_PROBE = """
@@ -615,20 +636,39 @@ def test_local_bundles_serve_without_the_requirements_they_leave_out(tmp_path: P
         for r in p.routes
     ]
     blocked = ["boto3", "botocore", "s3transfer", "defusedxml", "google.auth", "google.oauth2"]
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    env.update(CONNECTOR_CONFIG="", CONNECTOR_DATA_DIR=str(tmp_path / "data"))
-    done = subprocess.run(
-        [sys.executable, "-c", BLOCKED_PROBE, json.dumps(blocked), json.dumps(functions)],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert done.returncode == 0, done.stderr
-    statuses = json.loads(done.stdout.splitlines()[-1])
+    blocked += ["prometheus_client", "gevent"]
+    statuses = run_probe(tmp_path, BLOCKED_PROBE, json.dumps(blocked), json.dumps(functions))
     assert set(statuses) == {r.name for r in ROUTES}
     assert all(code < 500 for code in statuses.values()), statuses
+
+
+BYTECODE_PROBE = """
+import json, sys
+import functions_framework
+client = functions_framework.create_app("projects_list", sys.argv[1]).test_client()
+resp = client.get("/metadata/project", json={"userId": "bytecode"})
+print(json.dumps({"status": resp.status_code, "body": resp.get_json()}))
+"""
+
+
+def test_a_bundle_ships_the_bytecode_it_runs(tmp_path: Path) -> None:
+    """Every module of a bundle has its bytecode beside it (unchecked-hash, compiled for the
+    runtime's Python), the upload keeps it, and it is what runs: with the source of
+    ``common/http.py`` broken after the build, the function still answers, in a process
+    that writes no bytecode of its own (a fresh instance on the platform)."""
+    route = next(r for r in ROUTES if r.name == "projects_list")
+    bundle = build.build_bundle(route, tmp_path / "bundle")
+    sources = [bundle / "main.py", *sorted((bundle / "common").rglob("*.py"))]
+    ignore = (bundle / ".gcloudignore").read_text()
+    if sys.version_info[:2] != (3, 11):  # the runtime is python311: its bytecode or none
+        assert not list(bundle.rglob("*.pyc")) and "*.pyc" in ignore
+        return
+    assert "pyc" not in ignore and "__pycache__" not in ignore
+    for source in sources:
+        assert Path(importlib.util.cache_from_source(str(source))).is_file(), source
+    (bundle / "common" / "http.py").write_text("raise RuntimeError('the source was read')\n")
+    seen = run_probe(tmp_path, BYTECODE_PROBE, str(bundle / "main.py"), PYTHONDONTWRITEBYTECODE="1")
+    assert seen == {"status": 200, "body": []}
 
 
 def test_instance_limits_reach_every_deploy_command(tmp_path: Path) -> None:
