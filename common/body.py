@@ -94,7 +94,7 @@ class Body:
         self.request = request
         self.limit = max_json_bytes
         self.stream = BodyStream(request.stream, idle_timeout)
-        self._socket, self._socket_timeout = _arm(request, idle_timeout)
+        self._socket, self._socket_timeout = arm_socket(request, idle_timeout)
         self._fields: dict[str, Any] | None = None
         self._reader: MultipartReader | None = None
         self._part: Part | None = None  # the first file part, reached but not yet read
@@ -219,9 +219,9 @@ class Body:
         self.pending = False
 
 
-def _arm(request: Request, idle_timeout: float | None) -> tuple[Any, float | None]:
+def arm_socket(request: Request, idle_timeout: float | None) -> tuple[Any, float | None]:
     """Give the client's socket (gunicorn's, when there is one) ``idle_timeout`` for this
-    request's reads; return it and the timeout to restore."""
+    request's reads (or its answer's sends); return it and the timeout to restore."""
     sock = request.environ.get("gunicorn.socket")
     if idle_timeout is None or sock is None or not hasattr(sock, "settimeout"):
         return None, None

@@ -55,7 +55,8 @@ SETTING_NAMES: Mapping[str, tuple[str, ...]] = MappingProxyType(
             "REGISTRATION_MAX_DELAY CONNECTOR_FILE_TRANSFER_MODE "
             "CONNECTOR_FILE_TRANSFER_ARCHIVE CONNECTOR_MAX_JSON_BYTES "
             "CONNECTOR_MAX_HEADER_BYTES CONNECTOR_MAX_LISTING CONNECTOR_CONNECT_TIMEOUT "
-            "CONNECTOR_READ_TIMEOUT CONNECTOR_BODY_IDLE_TIMEOUT CONNECTOR_CALLER_AUTH "
+            "CONNECTOR_READ_TIMEOUT CONNECTOR_BODY_IDLE_TIMEOUT CONNECTOR_SEND_IDLE_TIMEOUT "
+            "CONNECTOR_CALLER_AUTH "
             "CONNECTOR_CALLER_SECRET "
             "CONNECTOR_CALLER_AUDIENCE CONNECTOR_CALLER_EMAILS"
         ),
@@ -155,6 +156,10 @@ class Settings:
     read_timeout: float = 600.0
     # Seconds one read of a request body may wait for bytes (common/body.py); then 408.
     body_idle_timeout: float = 60.0
+    # Seconds sending one chunk of an answer may wait for the client to take bytes
+    # (common/http.py); then the connection is closed. Generous: a caller that forwards
+    # our download elsewhere (the Exporter) pauses while its target paces or retries.
+    send_idle_timeout: float = 600.0
     # Caller authentication (common/caller_auth.py): none | bearer | google.
     caller_auth: str = "none"
     caller_secret: str | None = field(default=None, repr=False)
@@ -478,6 +483,7 @@ def read_settings(env: Mapping[str, str] | None = None) -> tuple[Settings, list[
         connect_timeout=read(float_setting, "CONNECTOR_CONNECT_TIMEOUT", 10.0, fallback=10.0),
         read_timeout=read(float_setting, "CONNECTOR_READ_TIMEOUT", 600.0, fallback=600.0),
         body_idle_timeout=read(float_setting, "CONNECTOR_BODY_IDLE_TIMEOUT", 60.0, fallback=60.0),
+        send_idle_timeout=read(float_setting, "CONNECTOR_SEND_IDLE_TIMEOUT", 600.0, fallback=600.0),
         **read(_caller_auth, fallback={}),
         raw=MappingProxyType(src),
     )

@@ -11,6 +11,7 @@ request body fully read (or the connection marked to close).
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import logging
@@ -24,7 +25,7 @@ from flask import Request, Response
 
 from common import metrics
 from common.backends.base import Archive, Storage
-from common.body import Body, close_after
+from common.body import Body, arm_socket, close_after
 from common.caller_auth import check_caller
 from common.errors import (
     PROBLEM_CONTENT_TYPE,
@@ -39,6 +40,7 @@ from common.errors import (
 from common.identity import Identity, resolve_identity
 from common.routes import FILE_STORAGE, METADATA, Route, route
 from common.runtime import Runtime, get_runtime
+from common.streams import watch_answer
 
 log = logging.getLogger("rds.http")
 Answer = Response | dict[str, Any] | list[Any] | tuple[Any, int] | None
@@ -222,6 +224,7 @@ def handle(the_route: Route, fn: Callable[[Call], Answer], request: Request) -> 
         )
     if call is not None:
         call.body.finish(response)
+        _bound_sending(call, response)
     elif request.content_length or request.headers.get("Transfer-Encoding"):
         close_after(response)  # refused before the body: it is not read, the connection ends
     response.headers["X-Request-ID"] = request_id
@@ -240,6 +243,25 @@ def handle(the_route: Route, fn: Callable[[Call], Answer], request: Request) -> 
         why,
     )
     return transfer.finish(response)
+
+
+def _bound_sending(call: Call, response: Response) -> None:
+    """A client that stops taking the answer costs a bounded time: each send of a chunk
+    waits at most ``CONNECTOR_SEND_IDLE_TIMEOUT`` for room in the socket, then the server
+    closes the connection (gevent parks a stalled reader cheaply, but without this it would
+    hold its connection, its file or upstream answer, for ever). The socket's own timeout
+    comes back after the answer; an answer cut short is logged."""
+    sock, before = arm_socket(call.request, call.settings.send_idle_timeout)
+    if sock is None:
+        return
+
+    def ended(sent: int, complete: bool) -> None:
+        with contextlib.suppress(OSError):  # the server may have closed it already
+            sock.settimeout(before)
+        if not complete and call.request.method != "HEAD":
+            log.info("answer.unfinished function=%s sent=%d", call.route.name, sent)
+
+    watch_answer(response, ended)
 
 
 def _backend_name(runtime: Runtime, the_route: Route) -> str:

@@ -21,9 +21,11 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
+
+from common.streams import watch_answer
 
 if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
@@ -162,42 +164,16 @@ class Transfer:
         """Wrap the answer's body so its last byte (or its close, when broken off or never
         read, as for HEAD) ends the transfer."""
         if self.series is not None:
-            response.response = _Body(self, response.response)
+            watch_answer(response, lambda sent, _complete: self.done(sent))
         return response
 
     def done(self, sent: int) -> None:
         series = self.series
-        assert series is not None  # only a _Body calls, and only one made with metrics on
+        assert series is not None  # only the watched answer calls, made with metrics on
         series.in_flight.labels(self.function).dec()
         series.transfer_seconds.labels(self.function).observe(time.perf_counter() - self.started)
         series.bytes.labels(self.backend, "received").inc(self.input.count)
         series.bytes.labels(self.backend, "sent").inc(sent)
-
-
-class _Body:
-    """An answer's body that tells its ``Transfer`` once: at its end or its close."""
-
-    def __init__(self, transfer: Transfer, body: Iterable[bytes]) -> None:
-        self.transfer, self.body = transfer, body
-        self.sent = 0
-        self.finished = False
-
-    def __iter__(self) -> Iterator[bytes]:
-        for chunk in self.body:
-            self.sent += len(chunk)
-            yield chunk
-        self.close()
-
-    def close(self) -> None:
-        if self.finished:
-            return
-        self.finished = True
-        close = getattr(self.body, "close", None)
-        try:
-            if close is not None:
-                close()
-        finally:
-            self.transfer.done(self.sent)
 
 
 def observe(function: str, method: str, status: int, seconds: float) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import BinaryIO, Protocol
+from typing import Any, BinaryIO, Protocol
 
 from common.errors import BadRequest
 
@@ -155,3 +155,39 @@ class Download:
     content_range: str | None = None
     filename: str | None = None
     close: Callable[[], object] | None = None  # releases the source when the answer ends
+
+
+class WatchedBody:
+    """An answer's body that reports once, at its last byte or at its close (broken off,
+    never read as for HEAD, or the client gone): ``on_end(sent, complete)``. The server
+    calls ``close`` in every case (WSGI), so the report always comes."""
+
+    def __init__(self, body: Iterable[bytes], on_end: Callable[[int, bool], None]) -> None:
+        self.body, self.on_end = body, on_end
+        self.sent = 0
+        self.complete = False
+        self.ended = False
+
+    def __iter__(self) -> Iterator[bytes]:
+        for chunk in self.body:
+            self.sent += len(chunk)
+            yield chunk
+        self.complete = True
+        self.close()
+
+    def close(self) -> None:
+        if self.ended:
+            return
+        self.ended = True
+        close = getattr(self.body, "close", None)
+        try:
+            if close is not None:
+                close()
+        finally:
+            self.on_end(self.sent, self.complete)
+
+
+def watch_answer(response: Any, on_end: Callable[[int, bool], None]) -> Any:
+    """Wrap a Flask/werkzeug response's body in a ``WatchedBody``; answers the response."""
+    response.response = WatchedBody(response.response, on_end)
+    return response

@@ -11,8 +11,8 @@ graceful shutdown long enough to finish in-flight requests when a pod is resched
 
 The worker is gevent's (``GUNICORN_WORKER_CLASS``, see docs/deploy.md "Server model"): one
 greenlet per connection, up to ``GUNICORN_WORKER_CONNECTIONS`` per worker, so a client that
-stalls costs a few KiB until ``CONNECTOR_BODY_IDLE_TIMEOUT`` (body) or the keep-alive
-timeout (headers) ends it, and honest transfers and ``/healthz`` go on beside it. gevent
+stalls costs a few KiB until ``CONNECTOR_BODY_IDLE_TIMEOUT`` (body), the keep-alive
+timeout (headers) or ``CONNECTOR_SEND_IDLE_TIMEOUT`` (a client that stops reading) ends it, and honest transfers and ``/healthz`` go on beside it. gevent
 must patch the standard library before anything else imports it: with ``--preload`` the
 app (requests, boto3, their locks and SSL contexts) is imported in the master right after
 this file is read, long before the worker would patch; so this file patches first.
@@ -42,18 +42,31 @@ if _worker_name == "gevent":
     from gunicorn.workers.ggevent import GeventWorker
 
     class StoppingGeventWorker(GeventWorker):
-        """gunicorn's gevent worker, closing idle kept-alive connections when it stops.
+        """gunicorn's gevent worker, closing idle kept-alive connections when it stops,
+        and a connection whose client stopped reading without a traceback.
 
         The stock worker waits for the next request on a kept-alive connection for up to
         ``keepalive`` seconds and counts that wait as work on shutdown, so one pooled
         client connection holds a stopping pod for 75 s. Here a stop ends those waits at
         once (gthread closes them after 2 s); requests being served still get the
         graceful timeout.
+
+        A send that times out (the client took no bytes for ``CONNECTOR_SEND_IDLE_TIMEOUT``,
+        set by common/http.py) ends the connection as a closing request does; the app has
+        logged the cut answer (``answer.unfinished``), so the stock worker's "Socket error"
+        traceback would only repeat it at ERROR.
         """
 
         def __init__(self, *args: Any, **kwargs: Any) -> None:
             super().__init__(*args, **kwargs)
             self.waiting: dict[Any, gevent.Timeout] = {}
+
+        def handle_request(self, listener_name: Any, req: Any, sock: Any, addr: Any) -> Any:
+            try:
+                return super().handle_request(listener_name, req, sock, addr)
+            except TimeoutError:
+                self.log.debug("Closing connection: the client stopped reading the answer")
+                raise StopIteration from None  # the stock worker's "close this connection"
 
         def timeout_ctx(self) -> Any:
             return _WaitForRequest(self, self.cfg.keepalive if self.alive else 0.01)

@@ -176,15 +176,105 @@ def honest_work(base: str, pid: str) -> dict[str, str]:
     expected = {name: "md5:" + hashlib.md5(content).hexdigest() for name, content in sent.items()}
     assert md5s == expected
     content = b"storage bytes" * 10_000
-    put = requests.post(
-        f"{base}/storage/file",
-        data={"userId": user, "filepath": "honest/kept.bin"},
-        files={"file": ("kept.bin", content)},
-        timeout=60,
-    )
-    assert put.status_code == 200, put.text
+    store_file(base, user, "honest/kept.bin", content)
     got = requests.get(
         f"{base}/storage/file", json={"userId": user, "filepath": "honest/kept.bin"}, timeout=60
     )
     assert got.status_code == 200 and got.content == content
     return expected
+
+
+def store_file(base: str, user: str, path: str, content: bytes) -> None:
+    """POST /storage/file, which must answer 200."""
+    put = requests.post(
+        f"{base}/storage/file",
+        data={"userId": user, "filepath": path},
+        files={"file": (path.rsplit("/", 1)[-1], content)},
+        timeout=120,
+    )
+    assert put.status_code == 200, put.text
+
+
+SEND_IDLE = 2  # CONNECTOR_SEND_IDLE_TIMEOUT for the download test
+BIG = 48 * 1024 * 1024  # far more than loopback's socket buffers hold
+
+
+def download_request(port: int, user: str) -> socket.socket:
+    """A GET /storage/file sent by hand on a socket with a small receive buffer; nothing is
+    read yet."""
+    body = json.dumps({"userId": user, "filepath": "big.bin"}).encode()
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
+    sock.settimeout(60)
+    sock.connect(("127.0.0.1", port))
+    sock.sendall(
+        f"GET /storage/file HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
+        "Connection: close\r\n\r\n".encode()
+        + body
+    )
+    return sock
+
+
+def read_answer(sock: socket.socket, pauses: int = 0) -> tuple[bytes, bytes]:
+    """Head and body until the server closes; with ``pauses``, stop reading for less than
+    the send bound that many times, 4 MiB apart."""
+    out = bytearray()
+    mark = 4 * 1024 * 1024
+    try:
+        while chunk := sock.recv(1024 * 1024):
+            out += chunk
+            if pauses and len(out) >= mark:
+                pauses -= 1
+                mark += 4 * 1024 * 1024
+                threading.Event().wait(SEND_IDLE / 2)
+    except ConnectionResetError:
+        pass
+    head, _, body = bytes(out).partition(b"\r\n\r\n")
+    return head, body
+
+
+@pytest.mark.slow
+def test_a_download_nobody_reads_is_cut_after_the_send_idle_timeout(tmp_path) -> None:
+    """A client that asks for a large file and stops reading holds its connection (and the
+    open file behind it) for ``CONNECTOR_SEND_IDLE_TIMEOUT``, not for ever: under the
+    image's own start command its connection is closed with the file part-sent, and the
+    cut is logged; a reader that pauses for less than the bound gets every byte."""
+    cmd, image_env, _workdir = image_spec()
+    port = free_port()
+    env = run_env(
+        image_env,
+        port,
+        tmp_path / "data",
+        CENTRAL_SERVICE_TOKEN_STORAGE="",
+        USE_CASE_SERVICE_PORT_SERVICE="",
+        CONNECTOR_SEND_IDLE_TIMEOUT=str(SEND_IDLE),
+    )
+    user = uid()
+    content = hashlib.sha256(b"big").digest() * (BIG // 32)
+    log_path = tmp_path / "gunicorn.log"
+    with open(log_path, "w+b") as log:
+        proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+        try:
+            wait_for_port(port, timeout=60, proc=proc)
+            store_file(f"http://127.0.0.1:{port}", user, "big.bin", content)
+
+            stalled = download_request(port, user)
+            threading.Event().wait(SEND_IDLE * 3)  # read nothing, well past the bound
+            head, body = read_answer(stalled)
+            stalled.close()
+            assert head.startswith(b"HTTP/1.1 200"), head[:100]
+            assert f"Content-Length: {BIG}".encode() in head
+            assert 0 < len(body) < BIG  # cut short: the server hung up
+            assert body == content[: len(body)]
+
+            pausing = download_request(port, user)
+            head, body = read_answer(pausing, pauses=3)
+            pausing.close()
+            assert head.startswith(b"HTTP/1.1 200") and body == content
+        finally:
+            proc.terminate()
+            proc.wait(60)
+    text = log_path.read_text(errors="replace")
+    assert "answer.unfinished function=storage_file_get" in text
+    assert "Traceback" not in text  # the worker closes the connection quietly

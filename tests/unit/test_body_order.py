@@ -178,8 +178,9 @@ def test_a_stalled_json_body_is_a_408_naming_body(client) -> None:
     assert resp.headers["Connection"] == "close"
 
 
-def test_the_idle_timeout_is_set_on_gunicorns_socket_and_given_back(make_runtime) -> None:
-    client = build_app(make_runtime(CONNECTOR_BODY_IDLE_TIMEOUT="7.5")).test_client()
+def test_the_idle_timeouts_are_set_on_gunicorns_socket_and_given_back(make_runtime) -> None:
+    runtime = make_runtime(CONNECTOR_BODY_IDLE_TIMEOUT="7.5", CONNECTOR_SEND_IDLE_TIMEOUT="9")
+    client = build_app(runtime).test_client()
     sock = Socket()
     resp = client.post(
         "/metadata/project",
@@ -187,10 +188,16 @@ def test_the_idle_timeout_is_set_on_gunicorns_socket_and_given_back(make_runtime
         environ_overrides={"gunicorn.socket": sock},
     )
     assert resp.status_code == 200
-    assert sock.set == [7.5, None]  # for this request's reads only, then as it was
+    resp.get_data()
+    resp.close()
+    # the request's reads, as it was, the answer's sends, as it was
+    assert sock.set == [7.5, None, 9.0, None]
 
 
 def test_the_idle_timeout_setting_is_checked_at_start() -> None:
     assert load_settings({"CONNECTOR_CONFIG": ""}).body_idle_timeout == 60.0
+    assert load_settings({"CONNECTOR_CONFIG": ""}).send_idle_timeout == 600.0
     with pytest.raises(ConfigError, match="CONNECTOR_BODY_IDLE_TIMEOUT"):
         load_settings({"CONNECTOR_CONFIG": "", "CONNECTOR_BODY_IDLE_TIMEOUT": "soon"})
+    with pytest.raises(ConfigError, match="CONNECTOR_SEND_IDLE_TIMEOUT"):
+        load_settings({"CONNECTOR_CONFIG": "", "CONNECTOR_SEND_IDLE_TIMEOUT": "0"})
