@@ -236,7 +236,8 @@ def write_section(section: str, body: str) -> None:
     if heading in text:
         start = text.index(heading)
         nxt = text.find("\n## ", start + len(heading))
-        text = text[:start] + body + (text[nxt + 1 :] if nxt != -1 else "")
+        rest = text[nxt + 1 :] if nxt != -1 else ""
+        text = text[:start] + body.rstrip() + ("\n\n" + rest if rest else "\n")
     else:
         text = text.rstrip("\n") + "\n\n" + body
     path.write_text(text)

@@ -276,8 +276,8 @@ The connector as RDS uses it in passive mode: connector A (`CONNECTOR_METADATA=z
 gets the plain form `folder`, `service`, `username`, `userId` and pulls the folder through
 connector B (`CONNECTOR_STORAGE=webdav`, A's `PASSIVE_STORAGE_URL_TEMPLATE` points at it),
 which reads from wsgidav; A streams each file into the fake Zenodo's bucket. A and B run
-as deployed (gunicorn, `deploy/gunicorn_conf.py`, `--preload`: 2 workers x 8 threads
-each); wsgidav and the fake run in their own processes. Chosen: a second router serving
+as deployed (gunicorn, `deploy/gunicorn_conf.py`, `--preload`: 2 gevent workers);
+wsgidav and the fake run in their own processes. Chosen: a second router serving
 webdav rather than A reading WebDAV in-process, because that is the hop a real
 deployment makes (one connector per service) and it costs one more copy of every byte.
 The direct path is what a program with both tokens would do: GET from wsgidav streamed
@@ -306,8 +306,9 @@ per record), one record each; the direct copy uses {CONCURRENCY} threads like th
 | overhead of the connector | | **{r["small_overhead_ms_per_file"]} ms** |
 
 Per file the connector does more than the direct copy: B authenticates the caller and
-opens the WebDAV GET, and A asks Zenodo for the draft and its bucket listing before each
-PUT (the per-record limits and the resume check), so three Zenodo calls instead of one.
+opens the WebDAV GET; A checks the per-record limits and the resume state against the
+draft's listing, which it reads once per record (cached), so each further file is the PUT
+alone, one Zenodo call as in the direct copy (see "Zenodo rate limit").
 Seconds per pair [direct, connector]: {r["seconds_small"]}.
 
 Load: before the run {r["load_before"]}; after it (this benchmark's five busy processes
