@@ -124,6 +124,7 @@ def build_app(runtime: Runtime) -> Flask:
 def create_app(runtime: Runtime | None = None, *, init: bool = True) -> Flask:
     """Build the runtime, run init (unless told not to), return the app. Gunicorn's entry."""
     runtime = runtime or Runtime.build()
+    metrics.enable()  # before init, so its logins and registration are counted too
     if init:
         run_init(runtime)
     return build_app(runtime)

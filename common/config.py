@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import difflib
 import functools
+import math
 import os
 import re
 from collections.abc import Callable, Mapping
@@ -156,8 +157,8 @@ class Settings:
     read_timeout: float = 600.0
     # Seconds one read of a request body may wait for bytes (common/body.py); then 408.
     body_idle_timeout: float = 60.0
-    # Seconds sending one chunk of an answer may wait for the client to take bytes
-    # (common/http.py); then the connection is closed. Generous: a caller that forwards
+    # Seconds one write of an answer (a 64 KiB download chunk; a JSON answer whole) may
+    # take to reach the client (common/http.py); then the connection is closed. Generous: a caller that forwards
     # our download elsewhere (the Exporter) pauses while its target paces or retries.
     send_idle_timeout: float = 600.0
     # Caller authentication (common/caller_auth.py): none | bearer | google.
@@ -277,8 +278,8 @@ def float_setting(src: Source, name: str, default: float, *, unit: str = "second
         value = float(text)
     except ValueError:
         raise ConfigError(f"{name} must be a number of {unit}, not {text!r}") from None
-    if value <= 0:
-        raise ConfigError(f"{name} must be positive, not {value}")
+    if not math.isfinite(value) or value <= 0:
+        raise ConfigError(f"{name} must be a positive, finite number, not {text!r}")
     return value
 
 

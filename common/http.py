@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import itertools
 import json
 import logging
 import os
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 from flask import Request, Response
@@ -40,7 +41,7 @@ from common.errors import (
 from common.identity import Identity, resolve_identity
 from common.routes import FILE_STORAGE, METADATA, Route, route
 from common.runtime import Runtime, get_runtime
-from common.streams import watch_answer
+from common.streams import WatchedBody, watch_answer
 
 log = logging.getLogger("rds.http")
 Answer = Response | dict[str, Any] | list[Any] | tuple[Any, int] | None
@@ -246,9 +247,9 @@ def handle(the_route: Route, fn: Callable[[Call], Answer], request: Request) -> 
 
 
 def _bound_sending(call: Call, response: Response) -> None:
-    """A client that stops taking the answer costs a bounded time: each send of a chunk
-    waits at most ``CONNECTOR_SEND_IDLE_TIMEOUT`` for room in the socket, then the server
-    closes the connection (gevent parks a stalled reader cheaply, but without this it would
+    """A client that stops taking the answer costs a bounded time: each write of the
+    answer (a 64 KiB chunk of a download; a JSON answer whole) must reach the socket within
+    ``CONNECTOR_SEND_IDLE_TIMEOUT``, else the server closes the connection (gevent parks a stalled reader cheaply, but without this it would
     hold its connection, its file or upstream answer, for ever). The socket's own timeout
     comes back after the answer; an answer cut short is logged."""
     sock, before = arm_socket(call.request, call.settings.send_idle_timeout)
@@ -258,10 +259,15 @@ def _bound_sending(call: Call, response: Response) -> None:
     def ended(sent: int, complete: bool) -> None:
         with contextlib.suppress(OSError):  # the server may have closed it already
             sock.settimeout(before)
-        if not complete and call.request.method != "HEAD":
+        if not complete and _has_body(call.request.method, response.status_code):
             log.info("answer.unfinished function=%s sent=%d", call.route.name, sent)
 
     watch_answer(response, ended)
+
+
+def _has_body(method: str, status: int) -> bool:
+    """Whether the server sends the answer's body at all (not for HEAD, 1xx, 204, 304)."""
+    return method != "HEAD" and status >= 200 and status not in (204, 304)
 
 
 def _backend_name(runtime: Runtime, the_route: Route) -> str:
@@ -325,17 +331,15 @@ def stream_response(download: Any) -> Response:
             download.close()
         raise
 
-    def body() -> Iterator[bytes]:
-        try:
-            if first is not None:
-                yield first
-            yield from chunks
-        finally:
-            if download.close:
-                download.close()
+    def release(_sent: int, _complete: bool) -> None:
+        if download.close:
+            download.close()
 
+    # released at its end or its close, even one never started (a HEAD), which a
+    # generator's ``finally`` would miss
+    body = WatchedBody(itertools.chain([] if first is None else [first], chunks), release)
     resp = Response(
-        body(), status=download.status, content_type=download.content_type, direct_passthrough=True
+        body, status=download.status, content_type=download.content_type, direct_passthrough=True
     )
     if download.size is not None and not os.environ.get("K_SERVICE"):
         resp.headers["Content-Length"] = str(download.size)

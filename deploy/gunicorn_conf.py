@@ -64,8 +64,8 @@ if _worker_name == "gevent":
         def handle_request(self, listener_name: Any, req: Any, sock: Any, addr: Any) -> Any:
             try:
                 return super().handle_request(listener_name, req, sock, addr)
-            except TimeoutError:
-                self.log.debug("Closing connection: the client stopped reading the answer")
+            except TimeoutError as exc:
+                self.log.info("Closing connection after a send timed out: %s", exc)
                 raise StopIteration from None  # the stock worker's "close this connection"
 
         def timeout_ctx(self) -> Any:

@@ -16,6 +16,8 @@ import pytest
 
 from common.config import load_settings
 from common.errors import ConfigError
+from common.http import stream_response
+from common.streams import Download
 from local_router import build_app
 from tests.conftest import uid
 
@@ -199,5 +201,53 @@ def test_the_idle_timeout_setting_is_checked_at_start() -> None:
     assert load_settings({"CONNECTOR_CONFIG": ""}).send_idle_timeout == 600.0
     with pytest.raises(ConfigError, match="CONNECTOR_BODY_IDLE_TIMEOUT"):
         load_settings({"CONNECTOR_CONFIG": "", "CONNECTOR_BODY_IDLE_TIMEOUT": "soon"})
-    with pytest.raises(ConfigError, match="CONNECTOR_SEND_IDLE_TIMEOUT"):
-        load_settings({"CONNECTOR_CONFIG": "", "CONNECTOR_SEND_IDLE_TIMEOUT": "0"})
+    for bad in ("0", "nan", "inf"):  # a socket timeout of nan or inf means nothing sane
+        with pytest.raises(ConfigError, match="CONNECTOR_SEND_IDLE_TIMEOUT"):
+            load_settings({"CONNECTOR_CONFIG": "", "CONNECTOR_SEND_IDLE_TIMEOUT": bad})
+
+
+def test_an_answer_cut_short_is_logged_and_a_bodiless_one_is_not(make_runtime, caplog) -> None:
+    """``answer.unfinished`` marks answers whose body the client did not take; a 204 (a
+    deleted project) has none to take, so it is never reported."""
+    client = build_app(make_runtime()).test_client()
+    user = uid()
+    pid = client.post("/metadata/project", json={"userId": user}).get_json()["projectId"]
+    with caplog.at_level("INFO", logger="rds.http"):
+        listed = client.get(
+            "/metadata/project",
+            json={"userId": user},
+            environ_overrides={"gunicorn.socket": Socket()},
+            buffered=False,
+        )
+        listed.close()  # the client went away before reading the answer
+        deleted = client.delete(
+            f"/metadata/project/{pid}",
+            json={"userId": user},
+            environ_overrides={"gunicorn.socket": Socket()},
+        )
+        deleted.close()
+    assert deleted.status_code == 204
+    unfinished = [r.getMessage() for r in caplog.records if "answer.unfinished" in r.getMessage()]
+    # the test client pulls the first chunk itself; the close comes before the body's end
+    assert len(unfinished) == 1
+    assert unfinished[0].startswith("answer.unfinished function=projects_list sent=")
+
+
+def test_a_download_never_started_still_releases_its_source() -> None:
+    """A HEAD (or a client gone before the first byte) never starts the body: the source
+    behind it (an open file, an upstream answer) is released at the close all the same."""
+    closed: list[bool] = []
+    download = Download(
+        chunks=iter([b"first", b"second"]), size=11, close=lambda: closed.append(True)
+    )
+    resp = stream_response(download)
+    resp.close()
+    assert closed == [True]
+    download = Download(
+        chunks=iter([b"first", b"second"]), size=11, close=lambda: closed.append(True)
+    )
+    resp = stream_response(download)
+    assert b"".join(resp.response) == b"firstsecond"
+    assert closed == [True, True]  # read to its end: released once, not twice
+    resp.close()
+    assert closed == [True, True]

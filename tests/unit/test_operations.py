@@ -23,8 +23,8 @@ from common.config import KNOWN_NAMES, SETTING_NAMES, load_settings
 from common.errors import ConfigError
 from common.logs import JsonFormatter, configure
 from common.registry import OVERRIDES
-from common.runtime import Runtime
-from local_router import build_app
+from common.runtime import Runtime, set_runtime
+from local_router import build_app, create_app
 from tests.support.servers import ROOT, router_process
 
 BASE = {"CONNECTOR_CONFIG": ""}
@@ -265,3 +265,24 @@ def test_configure_gives_gunicorn_handlers_our_format() -> None:
     finally:
         logger.removeHandler(handler)
         configure("INFO", "text")
+
+
+@responses.activate
+def test_init_at_start_is_counted_among_outside_calls(tmp_path, monkeypatch) -> None:
+    """The router keeps its figures from before init: the Token Storage registration (the
+    only call it makes to the Token Storage) shows in /metrics."""
+    monkeypatch.setattr(metrics, "_series", None)  # as in a new process: nothing kept yet
+    responses.post("http://token-storage.test/service", json={"success": True})
+    env = {"CONNECTOR_CONFIG": "", "CONNECTOR_DATA_DIR": str(tmp_path)}
+    runtime = Runtime.build(
+        load_settings({**env, "CENTRAL_SERVICE_TOKEN_STORAGE": "http://token-storage.test"})
+    )
+    try:
+        create_app(runtime)
+    finally:
+        set_runtime(None)
+    assert len(responses.calls) == 1
+    series = metrics._series
+    assert series is not None
+    labels = {"service": "token-storage", "status": "200"}
+    assert series.registry.get_sample_value("rds_connector_outside_calls_total", labels) == 1
