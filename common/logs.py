@@ -47,6 +47,24 @@ class RedactingFilter(logging.Filter):
         return True
 
 
+class SendTimeoutFilter(logging.Filter):
+    """gunicorn's "Socket error processing request." for a send that timed out becomes one
+    INFO line without a traceback.
+
+    The timeout is ours (``CONNECTOR_SEND_IDLE_TIMEOUT``, common/http.py), it ends the
+    connection as intended, and the app has logged the cut answer (``answer.unfinished``);
+    gunicorn's worker (the image's gevent one, functions-framework's on Cloud Functions)
+    would log it at ERROR with a traceback. Any other socket error is left as it is."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if record.name == "gunicorn.error" and isinstance(exc, TimeoutError):
+            record.levelno, record.levelname = logging.INFO, "INFO"
+            record.msg, record.args = "Closing connection after a send timed out: %s", (exc,)
+            record.exc_info, record.exc_text = None, None
+        return True
+
+
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
 GUNICORN_LOGGERS = ("gunicorn.error", "gunicorn.access")
 
@@ -92,6 +110,9 @@ def configure(level: str = "INFO", fmt: str = "text") -> None:
         each.setFormatter(formatter(fmt))
         if not any(isinstance(f, RedactingFilter) for f in each.filters):
             each.addFilter(RedactingFilter())
+    for each in gunicorn:
+        if not any(isinstance(f, SendTimeoutFilter) for f in each.filters):
+            each.filters.insert(0, SendTimeoutFilter())  # before the redactor formats it
     root.setLevel(level)
     # werkzeug's access line would repeat ours and print query strings: keep its warnings only
     logging.getLogger("werkzeug").setLevel(logging.WARNING)

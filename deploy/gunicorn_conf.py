@@ -33,7 +33,9 @@ if _worker_name == "gevent":
 
     monkey.patch_all()
 
-import tempfile  # noqa: E402 - after the patch, as everything else
+import queue  # noqa: E402 - after the patch, as everything else
+import signal  # noqa: E402
+import tempfile  # noqa: E402
 from typing import Any  # noqa: E402
 
 worker_class: Any = _worker_name
@@ -42,31 +44,18 @@ if _worker_name == "gevent":
     from gunicorn.workers.ggevent import GeventWorker
 
     class StoppingGeventWorker(GeventWorker):
-        """gunicorn's gevent worker, closing idle kept-alive connections when it stops,
-        and a connection whose client stopped reading without a traceback.
+        """gunicorn's gevent worker, closing idle kept-alive connections when it stops.
 
         The stock worker waits for the next request on a kept-alive connection for up to
         ``keepalive`` seconds and counts that wait as work on shutdown, so one pooled
         client connection holds a stopping pod for 75 s. Here a stop ends those waits at
         once (gthread closes them after 2 s); requests being served still get the
         graceful timeout.
-
-        A send that times out (the client took no bytes for ``CONNECTOR_SEND_IDLE_TIMEOUT``,
-        set by common/http.py) ends the connection as a closing request does; the app has
-        logged the cut answer (``answer.unfinished``), so the stock worker's "Socket error"
-        traceback would only repeat it at ERROR.
         """
 
         def __init__(self, *args: Any, **kwargs: Any) -> None:
             super().__init__(*args, **kwargs)
             self.waiting: dict[Any, gevent.Timeout] = {}
-
-        def handle_request(self, listener_name: Any, req: Any, sock: Any, addr: Any) -> Any:
-            try:
-                return super().handle_request(listener_name, req, sock, addr)
-            except TimeoutError as exc:
-                self.log.info("Closing connection after a send timed out: %s", exc)
-                raise StopIteration from None  # the stock worker's "close this connection"
 
         def timeout_ctx(self) -> Any:
             return _WaitForRequest(self, self.cfg.keepalive if self.alive else 0.01)
@@ -142,3 +131,30 @@ def child_exit(server: Any, worker: Any) -> None:  # gunicorn calls hooks by the
     from prometheus_client import multiprocess
 
     multiprocess.mark_process_dead(worker.pid)
+
+
+# A stop signal the master sends a worker between its fork and the worker's own signal
+# handlers reaches the master's handlers the child inherited, which only put it in the
+# child's copy of the master's queue: the worker never stops, and the pod's stop waits the
+# whole graceful timeout (seen when a stop came while a worker was booting).
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT)
+
+
+def post_fork(server: Any, worker: Any) -> None:
+    """Keep the child's copy of the master (its queue catches signals until the worker's
+    handlers are in place)."""
+    worker.rds_master_copy = server
+
+
+def post_worker_init(worker: Any) -> None:
+    """Deliver again, now to the worker's own handlers, a stop signal that arrived early."""
+    master = getattr(worker, "rds_master_copy", None)
+    early: set[int] = set()
+    while master is not None:
+        try:
+            early.add(master.SIG_QUEUE.get_nowait())
+        except queue.Empty:
+            break
+    for sig in STOP_SIGNALS:
+        if sig in early:
+            os.kill(os.getpid(), sig)

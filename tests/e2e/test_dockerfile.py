@@ -8,6 +8,7 @@ lints the file with every rule on.
 from __future__ import annotations
 
 import subprocess
+import threading
 
 import requests
 
@@ -73,3 +74,59 @@ def test_the_image_start_command_registers_before_it_listens_and_serves(tmp_path
     assert proc.returncode == 0, log_path.read_text()
     text = log_path.read_text()
     assert "Booting worker" in text  # gunicorn, not the werkzeug emulator, served it
+
+
+HELD_OPEN = """
+import time
+from deploy.gunicorn_conf import *  # noqa: F403 - the image's settings and hooks, as they are
+from deploy import gunicorn_conf as image
+
+
+def post_fork(server, worker):
+    image.post_fork(server, worker)
+    with open({marker!r}, "w") as f:
+        f.write("forked")
+    time.sleep(2)  # hold open the window between fork and the worker's own handlers
+"""
+
+
+def test_a_stop_while_a_worker_boots_is_not_lost(tmp_path) -> None:
+    """SIGTERM sent to the master while a worker is between its fork and its own signal
+    handlers reaches the handlers the child inherited from the master; without the image's
+    post_worker_init hook the worker never stops and the master waits out its whole graceful
+    timeout (60 s here). The window is held open by a config that wraps the image's own and
+    sleeps in post_fork; the stop must still take seconds."""
+    cmd, image_env, _workdir = image_spec()
+    marker = tmp_path / "forked"
+    config = tmp_path / "held_open_conf.py"
+    config.write_text(HELD_OPEN.format(marker=str(marker)))
+    at = cmd.index("--config")
+    cmd = [*cmd[: at + 1], str(config), *cmd[at + 2 :]]
+    port = free_port()
+    env = run_env(
+        image_env,
+        port,
+        tmp_path / "data",
+        GUNICORN_WORKERS="1",
+        GUNICORN_GRACEFUL_TIMEOUT="60",
+        CENTRAL_SERVICE_TOKEN_STORAGE="",
+        PYTHONPATH=str(ROOT),
+    )
+    log_path = tmp_path / "gunicorn.log"
+    with open(log_path, "w+b") as log:
+        proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+        try:
+            for _ in range(600):
+                if marker.exists() or proc.poll() is not None:
+                    break
+                threading.Event().wait(0.05)
+            assert marker.exists(), log_path.read_text()
+            proc.terminate()  # the worker is asleep in post_fork: its handlers are not set
+            proc.wait(30)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(30)
+    text = log_path.read_text()
+    assert proc.returncode == 0, text
+    assert "Worker exiting" in text and "Shutting down: Master" in text

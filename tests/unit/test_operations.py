@@ -267,6 +267,28 @@ def test_configure_gives_gunicorn_handlers_our_format() -> None:
         configure("INFO", "text")
 
 
+def test_a_send_timeout_is_one_info_line_in_gunicorns_log_other_socket_errors_stay() -> None:
+    """gunicorn logs a socket error of a request with its traceback at ERROR; for our own
+    send timeout (the connection ends as meant) that becomes one INFO line."""
+    logger = logging.getLogger("gunicorn.error")
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    logger.addHandler(handler)
+    try:
+        configure("INFO", "text")
+        for exc in (TimeoutError("timed out"), ConnectionAbortedError(103, "aborted")):
+            try:
+                raise exc
+            except OSError:
+                logger.exception("Socket error processing request.")
+    finally:
+        logger.removeHandler(handler)
+    first, *rest = stream.getvalue().splitlines()
+    assert " INFO gunicorn.error Closing connection after a send timed out: timed out" in first
+    assert " ERROR gunicorn.error Socket error processing request." in rest[0]
+    assert any("Traceback" in line for line in rest)  # the other error keeps its traceback
+
+
 @responses.activate
 def test_init_at_start_is_counted_among_outside_calls(tmp_path, monkeypatch) -> None:
     """The router keeps its figures from before init: the Token Storage registration (the
