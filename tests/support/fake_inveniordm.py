@@ -101,10 +101,8 @@ from __future__ import annotations
 
 import copy
 import datetime as dt
-import hashlib
 import itertools
 import json
-import math
 import mimetypes
 import re
 import shutil
@@ -118,10 +116,13 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlencode
 
-from flask import Flask, Response, jsonify, request, send_file
+from flask import Flask, Response, request, send_file
 
-CHUNK = 1024 * 1024
-MAX_FILES = 100
+from tests.support import fake_common as common
+from tests.support.fake_common import MAX_FILES, Fault, host_url, resolved
+from tests.support.fake_common import error as _err
+from tests.support.fake_common import json_response as _json
+
 KEY_MAX_LEN = 255
 DEFAULT_PAGE_SIZE = 25
 MAX_RESULTS = 10_000
@@ -221,18 +222,14 @@ RELATION_TYPES = {
 VOCABULARIES = {"resourcetypes": RESOURCE_TYPES, "licenses": LICENSES, "languages": LANGUAGES}
 # endpoints whose body goes through flask-resources' JSON body parser
 JSON_ENDPOINTS = {"create", "update_draft", "init_files", "put_review", "submit_review"}
+# the Content-Type each body-parsing endpoint accepts (a missing one passes)
+BODY_TYPES = {
+    **dict.fromkeys(JSON_ENDPOINTS, "application/json"),
+    "put_content": "application/octet-stream",
+}
+SCHEMA_ERROR = [("_schema", "Invalid input type.")]
 _ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz"
 _DATE = re.compile(r"(\d{4})(?:-(\d{2})(?:-(\d{2}))?)?")
-
-
-@dataclass
-class Fault:
-    status: int
-    method: str | None
-    path: str | None
-    times: int
-    headers: dict[str, str]
-    body: dict[str, Any] | None
 
 
 @dataclass
@@ -301,7 +298,7 @@ class Entry:
     revision: int = 1
 
 
-class FakeInvenioRDM:
+class FakeInvenioRDM(common.FaultInjection):
     """The fake's state plus its Flask app (``self.app``); thread-safe for a threaded server."""
 
     def __init__(self, root: Path | None = None, *, clock: Callable[[], float] = time.time) -> None:
@@ -339,20 +336,6 @@ class FakeInvenioRDM:
         with self.lock:
             self.communities[community.id] = community
         return community.id
-
-    def inject(
-        self,
-        status: int,
-        *,
-        method: str | None = None,
-        path: str | None = None,
-        times: int = 1,
-        headers: dict[str, str] | None = None,
-        body: dict[str, Any] | None = None,
-    ) -> None:
-        """Answer the next ``times`` matching requests with ``status`` (regex on the path)."""
-        with self.lock:
-            self.faults.append(Fault(status, method, path, times, dict(headers or {}), body))
 
     def accept_review(self, record_id: str) -> dict[str, Any]:
         """Accept the submitted review of ``record_id`` as its community would (publishes)."""
@@ -398,10 +381,6 @@ class FakeInvenioRDM:
         return f"{chars[:5]}-{chars[5:]}"
 
     @staticmethod
-    def _url() -> str:
-        return request.host_url.rstrip("/")
-
-    @staticmethod
     def _user() -> str | None:
         return request.environ.get("fake.user")
 
@@ -415,39 +394,75 @@ class FakeInvenioRDM:
         entry = self.entries.get(rid)
         return _err(404, NOT_FOUND) if entry is None else entry
 
-    def _own_draft(self, rid: str) -> tuple[Entry, Draft] | Response:
+    # resolvers: what a route acts on, or its refusal (for ``resolved``); resolution comes
+    # before permission, as in InvenioRDM
+    def _draft(self, rid: str) -> tuple[Entry, Draft] | Response:
         entry = self._entry(rid)
         if isinstance(entry, Response):
             return entry
-        if entry.draft is None:
-            return _err(404, "Not found.")
-        if self._user() is None or self._user() != entry.owner:
-            return _err(403, DENIED)
-        return entry, entry.draft
+        return _err(404, "Not found.") if entry.draft is None else (entry, entry.draft)
+
+    def _stranger(self, entry: Entry) -> bool:
+        return self._user() is None or self._user() != entry.owner
+
+    def _own_draft(self, rid: str) -> tuple[Entry, Draft] | Response:
+        found = self._draft(rid)
+        if isinstance(found, Response):
+            return found
+        return _err(403, DENIED) if self._stranger(found[0]) else found
+
+    @staticmethod
+    def _body_then(
+        resolve: Callable[[str], tuple[Any, ...] | Response], kind: type = object
+    ) -> Callable[[str], tuple[Any, ...] | Response]:
+        """Resolve a JSON route in flask-resources' order: undecodable 400, ``resolve``'s
+        404/403, then a body not of ``kind`` 400; the body comes last in what it finds."""
+
+        def resolve_with_body(rid: str) -> tuple[Any, ...] | Response:
+            body = _json_body()
+            if isinstance(body, Response):
+                return body
+            found = resolve(rid)
+            if isinstance(found, Response):
+                return found
+            body = _of_type(body, kind)
+            return body if isinstance(body, Response) else (*found, body)
+
+        return resolve_with_body
 
     def _own_file(self, rid: str, key: str) -> tuple[Entry, Draft, FileEntry] | Response:
-        entry = self._entry(rid)
-        if isinstance(entry, Response):
-            return entry
-        if entry.draft is None:
-            return _err(404, "Not found.")
-        found = entry.draft.files.get(key)
-        if found is None:  # resolution of the key comes before the permission check
+        found = self._draft(rid)
+        if isinstance(found, Response):
+            return found
+        entry, draft = found
+        f = draft.files.get(key)
+        if f is None:  # resolution of the key comes before the permission check
             return _err(404, f"File with key {key} not found.")
-        if self._user() is None or self._user() != entry.owner:
-            return _err(403, DENIED)
-        return entry, entry.draft, found
+        return _err(403, DENIED) if self._stranger(entry) else (entry, draft, f)
+
+    def _published_entry(self, rid: str) -> Entry | Response:
+        entry = self._entry(rid)
+        if isinstance(entry, Response) or entry.record is not None:
+            return entry
+        return _err(404, "The persistent identifier is not registered.")
 
     def _readable_record(self, rid: str, part: str = "record") -> Entry | Response:
-        entry = self._entry(rid)
+        entry = self._published_entry(rid)
         if isinstance(entry, Response):
             return entry
-        if entry.record is None:
-            return _err(404, "The persistent identifier is not registered.")
+        assert entry.record is not None
         restricted = entry.record.get("access", {}).get(part) == "restricted"
-        if restricted and self._user() != entry.owner:
-            return _err(403, DENIED)
-        return entry
+        return _err(403, DENIED) if restricted and self._user() != entry.owner else entry
+
+    def _readable_files(self, rid: str) -> Entry | Response:
+        return self._readable_record(rid, "files")
+
+    def _readable_file(self, rid: str, key: str) -> tuple[Entry, FileEntry] | Response:
+        entry = self._readable_files(rid)
+        if isinstance(entry, Response):
+            return entry
+        f = entry.record_files.get(key)
+        return _err(404, f"File with key {key} not found.") if f is None else (entry, f)
 
     # -- JSON shapes -------------------------------------------------------------------
     def _status(self, entry: Entry, draft: bool) -> str:
@@ -461,16 +476,16 @@ class FakeInvenioRDM:
         )
 
     def _record_json(self, entry: Entry, *, draft: bool) -> dict[str, Any]:
-        base = f"{self._url()}/api/records/{entry.id}"
+        base = f"{host_url()}/api/records/{entry.id}"
         data = entry.draft.data if draft and entry.draft else entry.record or {}
         files = entry.draft.files if draft and entry.draft else entry.record_files
         links = {
             "self": f"{base}/draft" if draft else base,
-            "self_html": f"{self._url()}/{'uploads' if draft else 'records'}/{entry.id}",
+            "self_html": f"{host_url()}/{'uploads' if draft else 'records'}/{entry.id}",
             "files": f"{base}/draft/files" if draft else f"{base}/files",
             "versions": f"{base}/versions",
             "latest": f"{base}/versions/latest",
-            "latest_html": f"{self._url()}/records/{entry.id}/latest",
+            "latest_html": f"{host_url()}/records/{entry.id}/latest",
             "access_links": f"{base}/access/links",
         }
         if draft:
@@ -534,7 +549,7 @@ class FakeInvenioRDM:
         return out
 
     def _file_json(self, entry: Entry, f: FileEntry, *, draft: bool) -> dict[str, Any]:
-        base = f"{self._url()}/api/records/{entry.id}/{'draft/' if draft else ''}files/"
+        base = f"{host_url()}/api/records/{entry.id}/{'draft/' if draft else ''}files/"
         base += quote(f.key, safe="")
         out: dict[str, Any] = {
             "key": f.key,
@@ -568,11 +583,11 @@ class FakeInvenioRDM:
             "default_preview": None,
             "order": [],
             "entries": [self._file_json(entry, f, draft=draft) for f in list(files.values())],
-            "links": {"self": f"{self._url()}{path}"},
+            "links": {"self": f"{host_url()}{path}"},
         }
 
     def _review_json(self, entry: Entry, review: Review) -> dict[str, Any]:
-        base = f"{self._url()}/api/requests/{review.id}"
+        base = f"{host_url()}/api/requests/{review.id}"
         title = ((entry.draft or Draft({}, "")).data.get("metadata") or {}).get("title", "")
         return {
             "id": review.id,
@@ -728,43 +743,25 @@ class FakeInvenioRDM:
             token = auth[7:] if auth.startswith("Bearer ") else request.args.get("access_token")
             user = self.users.get(token) if token else None
             request.environ["fake.user"] = user
-            entry = {
-                "method": request.method,
-                "path": request.path,
-                "query": request.query_string.decode("latin-1"),
-                "user": user,
-                "user_agent": request.headers.get("User-Agent", ""),
-                "content_type": request.headers.get("Content-Type"),
-                "content_length": request.headers.get("Content-Length"),
-                "chunked": "chunked" in request.headers.get("Transfer-Encoding", ""),
-                "authorization": auth,
-                "status": None,
-                "bytes_read": 0,
-            }
+            entry = common.request_log(
+                query=request.query_string.decode("latin-1"),
+                user=user,
+                content_type=request.headers.get("Content-Type"),
+                status=None,
+                bytes_read=0,
+            )
             request.environ["fake.log"] = entry
             self.requests.append(entry)
             limited = self._rate_limit(user)
             if limited is not None:
                 return limited
-            fault = self._take_fault()
-            if fault is not None:
-                resp = jsonify(fault.body or {"status": fault.status, "message": "injected"})
-                resp.status_code = fault.status
-                resp.headers.update(fault.headers)
-                return resp
-            if request.endpoint in JSON_ENDPOINTS:
-                ctype = request.headers.get("Content-Type")
-                if ctype and ctype != "application/json":
-                    return _err(
-                        415, "Invalid 'Content-Type' header. Expected one of: application/json"
-                    )
-            if request.endpoint == "put_content":
-                ctype = request.headers.get("Content-Type")
-                if ctype and ctype != "application/octet-stream":
-                    return _err(
-                        415,
-                        "Invalid 'Content-Type' header. Expected one of: application/octet-stream",
-                    )
+            injected = self._injected()
+            if injected is not None:
+                return injected
+            expected = BODY_TYPES.get(request.endpoint or "")
+            ctype = request.headers.get("Content-Type")
+            if expected and ctype and ctype != expected:
+                return _err(415, f"Invalid 'Content-Type' header. Expected one of: {expected}")
             return None
 
         @app.after_request
@@ -779,50 +776,26 @@ class FakeInvenioRDM:
 
     def _rate_limit(self, user: str | None) -> Response | None:
         key = f"user:{user}" if user else f"ip:{request.remote_addr}"
-        now = self.clock()
-        with self.lock:
-            start, count = self._windows.get(key, (now, 0))
-            if now >= start + self.rate_window:
-                start, count = now, 0
-            allowed = count < self.rate_limit
-            if allowed:
-                count += 1
-            self._windows[key] = (start, count)
+        limit, now = self.rate_limit, self.clock()
+        with self.lock:  # Flask-Limiter's window begins with its first request
+            start = self._windows.get(key, (now, 0))[0]
+            if now >= start + self.rate_window:  # over: this request begins the next
+                start = now
+                self._windows.pop(key, None)
+            start, count, allowed = common.count_in_window(self._windows, key, start, limit)
         reset = start + self.rate_window
-        headers = {
-            "X-RateLimit-Limit": str(self.rate_limit),
-            "X-RateLimit-Remaining": str(max(self.rate_limit - count, 0)),
-            "X-RateLimit-Reset": str(math.ceil(reset)),
-        }
-        if not allowed:
-            headers["Retry-After"] = str(max(math.ceil(reset - now), 1))
+        headers = common.rate_headers(limit, max(limit - count, 0), reset, now, allowed)
         request.environ["fake.rate"] = headers
         if allowed:
             return None
-        window = int(self.rate_window)
-        return _err(429, f"Too Many Requests: {self.rate_limit} per {window} second")
-
-    def _take_fault(self) -> Fault | None:
-        with self.lock:
-            for fault in self.faults:
-                if fault.method and fault.method != request.method:
-                    continue
-                if fault.path and not re.search(fault.path, request.path):
-                    continue
-                fault.times -= 1
-                if fault.times <= 0:
-                    self.faults.remove(fault)
-                return fault
-        return None
+        return _err(429, f"Too Many Requests: {limit} per {int(self.rate_window)} second")
 
     def _record_routes(self, app: Flask) -> None:
         @app.post("/api/records", endpoint="create")
         def _create() -> Response:
-            body = _json_body()
+            body = _of_type(_json_body(), dict)
             if isinstance(body, Response):
                 return body
-            if not isinstance(body, dict):
-                return _validation([("_schema", "Invalid input type.")])
             if self._user() is None:
                 return _err(403, DENIED)
             loaded = self._load(body, None)
@@ -844,23 +817,13 @@ class FakeInvenioRDM:
             return _json(self._record_json(entry, draft=True), 201)
 
         @app.get("/api/records/<rid>/draft")
-        def _read_draft(rid: str) -> Response:
-            found = self._own_draft(rid)
-            if isinstance(found, Response):
-                return found
-            return _json(self._record_json(found[0], draft=True))
+        @resolved(self._own_draft)
+        def _read_draft(entry: Entry, _: Draft) -> Response:
+            return _json(self._record_json(entry, draft=True))
 
         @app.put("/api/records/<rid>/draft", endpoint="update_draft")
-        def _update_draft(rid: str) -> Response:
-            body = _json_body()
-            if isinstance(body, Response):
-                return body
-            found = self._own_draft(rid)
-            if isinstance(found, Response):
-                return found
-            entry, draft = found
-            if not isinstance(body, dict):
-                return _validation([("_schema", "Invalid input type.")])
+        @resolved(self._body_then(self._own_draft, dict))
+        def _update_draft(entry: Entry, draft: Draft, body: dict[str, Any]) -> Response:
             loaded = self._load(body, draft.data)
             if isinstance(loaded, str):
                 return _err(400, loaded)
@@ -883,12 +846,9 @@ class FakeInvenioRDM:
             return _json(self._record_json(entry, draft=True))
 
         @app.post("/api/records/<rid>/draft")
-        def _edit(rid: str) -> Response:
-            entry = self._entry(rid)
-            if isinstance(entry, Response):
-                return entry
-            if entry.record is None:
-                return _err(404, "The persistent identifier is not registered.")
+        @resolved(self._published_entry)
+        def _edit(entry: Entry) -> Response:
+            assert entry.record is not None
             if self._user() != entry.owner:
                 return _err(403, DENIED)
             with self.lock:
@@ -899,25 +859,19 @@ class FakeInvenioRDM:
             return _json(self._record_json(entry, draft=True), 201)
 
         @app.delete("/api/records/<rid>/draft")
-        def _delete_draft(rid: str) -> Response:
-            found = self._own_draft(rid)
-            if isinstance(found, Response):
-                return found
-            entry, draft = found
+        @resolved(self._own_draft)
+        def _delete_draft(entry: Entry, draft: Draft) -> Response:
             with self.lock:
                 if entry.record is None:
                     self._remove_files(draft.files.values())
-                    del self.entries[rid]
+                    del self.entries[entry.id]
                 else:
                     entry.draft = None
             return Response(status=204)
 
         @app.post("/api/records/<rid>/draft/actions/publish")
-        def _publish(rid: str) -> Response:
-            found = self._own_draft(rid)
-            if isinstance(found, Response):
-                return found
-            entry, _ = found
+        @resolved(self._own_draft)
+        def _publish(entry: Entry, _: Draft) -> Response:
             review = entry.review
             if entry.record is None and review is not None and not review.is_closed:
                 return _err(
@@ -933,10 +887,8 @@ class FakeInvenioRDM:
             return _json(self._record_json(entry, draft=False), 202)
 
         @app.get("/api/records/<rid>")
-        def _read_record(rid: str) -> Response:
-            entry = self._readable_record(rid)
-            if isinstance(entry, Response):
-                return entry
+        @resolved(self._readable_record)
+        def _read_record(entry: Entry) -> Response:
             return _json(self._record_json(entry, draft=False))
 
         @app.get("/api/records")
@@ -992,7 +944,7 @@ class FakeInvenioRDM:
             args["q"] = request.args["q"]
 
         def link(p: int) -> str:
-            return f"{self._url()}{path}?{urlencode(sorted({**args, 'page': p}.items()))}"
+            return f"{host_url()}{path}?{urlencode(sorted({**args, 'page': p}.items()))}"
 
         links = {"self": link(page)}
         if page > 1 and (page - 2) * size < total:
@@ -1009,23 +961,13 @@ class FakeInvenioRDM:
 
     def _file_routes(self, app: Flask) -> None:
         @app.get("/api/records/<rid>/draft/files")
-        def _list_draft_files(rid: str) -> Response:
-            found = self._own_draft(rid)
-            if isinstance(found, Response):
-                return found
-            return _json(self._files_json(found[0], draft=True))
+        @resolved(self._own_draft)
+        def _list_draft_files(entry: Entry, _: Draft) -> Response:
+            return _json(self._files_json(entry, draft=True))
 
         @app.post("/api/records/<rid>/draft/files", endpoint="init_files")
-        def _init_files(rid: str) -> Response:
-            body = _json_body()
-            if isinstance(body, Response):
-                return body
-            found = self._own_draft(rid)
-            if isinstance(found, Response):
-                return found
-            entry, draft = found
-            if not isinstance(body, list):
-                return _validation([("_schema", "Invalid input type.")])
+        @resolved(self._body_then(self._own_draft, list))
+        def _init_files(entry: Entry, draft: Draft, body: list[Any]) -> Response:
             problems = []
             for i, item in enumerate(body):
                 key = item.get("key") if isinstance(item, dict) else None
@@ -1056,36 +998,26 @@ class FakeInvenioRDM:
             return _json(self._files_json(entry, draft=True), 201)
 
         @app.get("/api/records/<rid>/draft/files/<path:key>")
-        def _read_draft_file(rid: str, key: str) -> Response:
-            found = self._own_file(rid, key)
-            if isinstance(found, Response):
-                return found
-            return _json(self._file_json(found[0], found[2], draft=True))
+        @resolved(self._own_file)
+        def _read_draft_file(entry: Entry, _: Draft, f: FileEntry) -> Response:
+            return _json(self._file_json(entry, f, draft=True))
 
         @app.put("/api/records/<rid>/draft/files/<path:key>/content", endpoint="put_content")
-        def _put_content(rid: str, key: str) -> Response:
-            found = self._own_file(rid, key)
-            if isinstance(found, Response):
-                return found
-            entry, draft, entry_file = found
+        @resolved(self._own_file)
+        def _put_content(entry: Entry, draft: Draft, entry_file: FileEntry) -> Response:
             refused = self._refuse_content(entry, draft, entry_file)
             if refused is not None:
                 return refused
             return self._receive(entry, draft, entry_file, int(request.headers["Content-Length"]))
 
         @app.get("/api/records/<rid>/draft/files/<path:key>/content")
-        def _get_draft_content(rid: str, key: str) -> Response:
-            found = self._own_file(rid, key)
-            if isinstance(found, Response):
-                return found
-            return _send(found[2])
+        @resolved(self._own_file)
+        def _get_draft_content(_: Entry, __: Draft, f: FileEntry) -> Response:
+            return _send(f)
 
         @app.post("/api/records/<rid>/draft/files/<path:key>/commit")
-        def _commit(rid: str, key: str) -> Response:
-            found = self._own_file(rid, key)
-            if isinstance(found, Response):
-                return found
-            entry, draft, f = found
+        @resolved(self._own_file)
+        def _commit(entry: Entry, draft: Draft, f: FileEntry) -> Response:
             if f.path is None:
                 # FilesManager.commit raises a bare Exception: InvenioRDM answers a 500
                 return _err(500, "Internal server error.")
@@ -1098,51 +1030,36 @@ class FakeInvenioRDM:
             return _json(self._file_json(entry, f, draft=True))
 
         @app.delete("/api/records/<rid>/draft/files/<path:key>")
-        def _delete_file(rid: str, key: str) -> Response:
-            found = self._own_file(rid, key)
-            if isinstance(found, Response):
-                return found
-            _, draft, f = found
+        @resolved(self._own_file)
+        def _delete_file(_: Entry, draft: Draft, f: FileEntry) -> Response:
             if draft.locked:
                 return _err(403, "Bucket is locked for modifications.")
             with self.lock:
-                draft.files.pop(key, None)
+                draft.files.pop(f.key, None)
                 self._remove_files([f])
             return Response(status=204)
 
         @app.get("/api/records/<rid>/files")
-        def _list_record_files(rid: str) -> Response:
-            entry = self._readable_record(rid, "files")
-            if isinstance(entry, Response):
-                return entry
+        @resolved(self._readable_files)
+        def _list_record_files(entry: Entry) -> Response:
             return _json(self._files_json(entry, draft=False))
 
         @app.get("/api/records/<rid>/files/<path:key>")
-        def _read_record_file(rid: str, key: str) -> Response:
-            entry = self._readable_record(rid, "files")
-            if isinstance(entry, Response):
-                return entry
-            f = entry.record_files.get(key)
-            if f is None:
-                return _err(404, f"File with key {key} not found.")
+        @resolved(self._readable_file)
+        def _read_record_file(entry: Entry, f: FileEntry) -> Response:
             return _json(self._file_json(entry, f, draft=False))
 
         @app.get("/api/records/<rid>/files/<path:key>/content")
-        def _get_record_content(rid: str, key: str) -> Response:
-            entry = self._readable_record(rid, "files")
-            if isinstance(entry, Response):
-                return entry
-            f = entry.record_files.get(key)
-            if f is None:
-                return _err(404, f"File with key {key} not found.")
+        @resolved(self._readable_file)
+        def _get_record_content(_: Entry, f: FileEntry) -> Response:
             return _send(f)
 
     def _refuse_content(self, entry: Entry, draft: Draft, f: FileEntry) -> Response | None:
         """Checks made before a byte of the body is read."""
         if draft.locked:
             return _err(403, "Bucket is locked for modifications.")
-        length = request.headers.get("Content-Length")
-        if "chunked" in request.headers.get("Transfer-Encoding", "") or length is None:
+        length = common.declared_length()
+        if length is None:
             return _err(400, "A Content-Length header is required: the body has no known size.")
         if not length.isdigit():
             return _err(400, "Invalid Content-Length header.")
@@ -1163,17 +1080,7 @@ class FakeInvenioRDM:
 
     def _receive(self, entry: Entry, draft: Draft, f: FileEntry, length: int) -> Response:
         target = self.root / uuid.uuid4().hex
-        md5 = hashlib.md5(usedforsecurity=False)
-        size = 0
-        stream = request.stream
-        with open(target, "wb") as out:
-            while True:
-                chunk = stream.read(CHUNK)
-                if not chunk:
-                    break
-                md5.update(chunk)
-                size += len(chunk)
-                out.write(chunk)
+        size, digest = common.store_stream(request.stream, target)
         if size != length:
             target.unlink(missing_ok=True)
             with self.lock:
@@ -1182,7 +1089,7 @@ class FakeInvenioRDM:
             return _err(400, "The file upload transfer failed, please try again.")
         with self.lock:
             old = f.path
-            f.path, f.size, f.md5 = target, size, md5.hexdigest()
+            f.path, f.size, f.md5 = target, size, digest
             f.updated = self._now()
             f.version_id = str(uuid.uuid4())
         if old is not None:
@@ -1191,26 +1098,15 @@ class FakeInvenioRDM:
 
     def _review_routes(self, app: Flask) -> None:
         @app.get("/api/records/<rid>/draft/review")
-        def _get_review(rid: str) -> Response:
-            found = self._own_draft(rid)
-            if isinstance(found, Response):
-                return found
-            entry = found[0]
+        @resolved(self._own_draft)
+        def _get_review(entry: Entry, _: Draft) -> Response:
             if entry.review is None:
                 return _err(404, "Review for draft not found")
             return _json(self._review_json(entry, entry.review))
 
         @app.put("/api/records/<rid>/draft/review", endpoint="put_review")
-        def _put_review(rid: str) -> Response:
-            body = _json_body()
-            if isinstance(body, Response):
-                return body
-            found = self._own_draft(rid)
-            if isinstance(found, Response):
-                return found
-            entry = found[0]
-            if not isinstance(body, dict):
-                return _validation([("_schema", "Invalid input type.")])
+        @resolved(self._body_then(self._own_draft, dict))
+        def _put_review(entry: Entry, _: Draft, body: dict[str, Any]) -> Response:
             if entry.review is not None and entry.review.is_open:
                 return _err(400, "An open review cannot be deleted.")
             if entry.record is not None:
@@ -1230,11 +1126,8 @@ class FakeInvenioRDM:
             return _json(self._review_json(entry, entry.review))
 
         @app.delete("/api/records/<rid>/draft/review")
-        def _delete_review(rid: str) -> Response:
-            found = self._own_draft(rid)
-            if isinstance(found, Response):
-                return found
-            entry = found[0]
+        @resolved(self._own_draft)
+        def _delete_review(entry: Entry, _: Draft) -> Response:
             if entry.review is None:
                 return _err(404, "Review for draft not found")
             if entry.review.is_open:
@@ -1244,16 +1137,8 @@ class FakeInvenioRDM:
             return Response(status=204)
 
         @app.post("/api/records/<rid>/draft/actions/submit-review", endpoint="submit_review")
-        def _submit_review(rid: str) -> Response:
-            if request.get_data():
-                body = _json_body()
-                if isinstance(body, Response):
-                    return body
-            entry = self._entry(rid)
-            if isinstance(entry, Response):
-                return entry
-            if entry.draft is None:
-                return _err(404, "Not found.")
+        @resolved(self._body_then(self._draft))
+        def _submit_review(entry: Entry, _: Draft, __: Any) -> Response:
             review = entry.review
             if review is None:
                 return _err(404, "Review for draft not found")
@@ -1274,18 +1159,13 @@ class FakeInvenioRDM:
             return _json(self._review_json(entry, review), 202)
 
         @app.get("/api/requests/<req_id>")
-        def _get_request(req_id: str) -> Response:
-            found = self._request(req_id)
-            if isinstance(found, Response):
-                return found
-            return _json(self._review_json(*found))
+        @resolved(self._request)
+        def _get_request(entry: Entry, review: Review) -> Response:
+            return _json(self._review_json(entry, review))
 
         @app.post("/api/requests/<req_id>/actions/<action>")
-        def _request_action(req_id: str, action: str) -> Response:
-            found = self._request(req_id)
-            if isinstance(found, Response):
-                return found
-            entry, review = found
+        @resolved(self._request)
+        def _request_action(entry: Entry, review: Review, action: str) -> Response:
             curators = self.communities[review.community].curators
             allowed = {"accept": curators, "decline": curators, "cancel": {entry.owner}}
             if action not in allowed:
@@ -1326,7 +1206,7 @@ class FakeInvenioRDM:
                 "type": vocabulary,
                 "title": {"en": table[vid]},
                 "revision_id": 1,
-                "links": {"self": f"{self._url()}/api/vocabularies/{vocabulary}/{vid}"},
+                "links": {"self": f"{host_url()}/api/vocabularies/{vocabulary}/{vid}"},
             }
             if vocabulary == "licenses":
                 out["props"] = {"scheme": "spdx", "url": f"https://spdx.org/licenses/{vid}"}
@@ -1342,7 +1222,7 @@ class FakeInvenioRDM:
                     "id": community.id,
                     "slug": community.slug,
                     "metadata": {"title": community.title},
-                    "links": {"self": f"{self._url()}/api/communities/{community.id}"},
+                    "links": {"self": f"{host_url()}/api/communities/{community.id}"},
                 }
             )
 
@@ -1375,19 +1255,6 @@ class _CountingInput:
 
 
 # -- module helpers ---------------------------------------------------------------------
-def _json(body: Any, status: int = 200) -> Response:
-    resp = jsonify(body)
-    resp.status_code = status
-    return resp
-
-
-def _err(status: int, message: str, errors: list[dict[str, Any]] | None = None) -> Response:
-    body: dict[str, Any] = {"status": status, "message": message}
-    if errors:
-        body["errors"] = errors
-    return _json(body, status)
-
-
 def _validation(problems: list[tuple[str, str]]) -> Response:
     errors = [{"field": f, "messages": [m]} for f, m in problems]
     return _err(400, "A validation error occurred.", errors)
@@ -1401,6 +1268,11 @@ def _json_body() -> Any:
         return json.loads(raw)
     except ValueError:
         return _err(400, "Unable to decode JSON data in request body.")
+
+
+def _of_type(body: Any, kind: type) -> Any:
+    """``body`` if it is a ``kind`` (or already a refusal), else flask-resources' 400."""
+    return body if isinstance(body, (kind, Response)) else _validation(SCHEMA_ERROR)
 
 
 def _send(f: FileEntry) -> Response:

@@ -16,10 +16,7 @@ nothing holds a body in memory, so a benchmark can send gigabytes.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import itertools
-import math
-import os
 import re
 import shutil
 import socket
@@ -33,6 +30,11 @@ from pathlib import Path
 from typing import Any
 
 from flask import Flask, Response, jsonify, request
+
+from tests.support import fake_common as common
+from tests.support.fake_common import CHUNK, MAX_FILES, Fault, host_url, resolved
+from tests.support.fake_common import error as _err
+from tests.support.fake_common import json_response as _json
 
 WRITE, ACTIONS = "deposit:write", "deposit:actions"
 UPLOAD_TYPES = {
@@ -49,18 +51,6 @@ UPLOAD_TYPES = {
 }
 ACCESS = {"open", "embargoed", "restricted", "closed"}
 REQUIRED = ("upload_type", "publication_date", "title", "creators", "description", "access_right")
-MAX_FILES = 100
-CHUNK = 1024 * 1024
-
-
-@dataclass
-class Fault:
-    status: int
-    method: str | None
-    path: str | None
-    times: int
-    headers: dict[str, str]
-    body: dict[str, Any] | None
 
 
 @dataclass
@@ -83,7 +73,7 @@ class Deposition:
     doi: str | None = None
 
 
-class FakeZenodo:
+class FakeZenodo(common.FaultInjection):
     """The fake's state plus its Flask app (``self.app``); thread-safe for a threaded server."""
 
     def __init__(self, root: Path | None = None) -> None:
@@ -125,20 +115,6 @@ class FakeZenodo:
         self.tokens[token] = set(scopes)
         self.owners[token] = user or token
 
-    def inject(
-        self,
-        status: int,
-        *,
-        method: str | None = None,
-        path: str | None = None,
-        times: int = 1,
-        headers: dict[str, str] | None = None,
-        body: dict[str, Any] | None = None,
-    ) -> None:
-        """Answer the next ``times`` matching requests with ``status`` (regex on the path)."""
-        with self.lock:
-            self.faults.append(Fault(status, method, path, times, dict(headers or {}), body))
-
     def lose_answer(self, *, method: str, path: str, times: int = 1) -> None:
         """Do the next ``times`` matching requests, then drop the connection unanswered."""
         with self.lock:
@@ -158,21 +134,18 @@ class FakeZenodo:
         shutil.rmtree(self.root, ignore_errors=True)
 
     # -- helpers -----------------------------------------------------------------------
-    def _url(self) -> str:
-        return request.host_url.rstrip("/")
-
     def _dep_json(self, dep: Deposition) -> dict[str, Any]:
-        base = f"{self._url()}/api/deposit/depositions/{dep.id}"
+        base = f"{host_url()}/api/deposit/depositions/{dep.id}"
         links = {
             "self": base,
-            "html": f"{self._url()}/deposit/{dep.id}",
+            "html": f"{host_url()}/deposit/{dep.id}",
             "files": f"{base}/files",
             "publish": f"{base}/actions/publish",
             "edit": f"{base}/actions/edit",
             "discard": f"{base}/actions/discard",
         }
         if not dep.submitted:
-            links["bucket"] = f"{self._url()}/api/files/{dep.bucket}"
+            links["bucket"] = f"{host_url()}/api/files/{dep.bucket}"
         out: dict[str, Any] = {
             "id": dep.id,
             "record_id": dep.id,
@@ -205,7 +178,7 @@ class FakeZenodo:
             "checksum": f"md5:{f.md5}",
             "mimetype": "application/octet-stream",
             "version_id": f.id,
-            "links": {"self": f"{self._url()}/api/files/{bucket}/{f.key}"},
+            "links": {"self": f"{host_url()}/api/files/{bucket}/{f.key}"},
         }
 
     def _errors(self, pairs: list[tuple[str, str]], message: str = "Validation error.") -> Response:
@@ -244,16 +217,7 @@ class FakeZenodo:
         def _check() -> Response | None:
             if request.path == "/_fake/stats":
                 return None
-            self.requests.append(
-                {
-                    "method": request.method,
-                    "path": request.path,
-                    "user_agent": request.headers.get("User-Agent", ""),
-                    "content_length": request.headers.get("Content-Length"),
-                    "chunked": "chunked" in request.headers.get("Transfer-Encoding", ""),
-                    "authorization": request.headers.get("Authorization", ""),
-                }
-            )
+            self.requests.append(common.request_log())
             limited = self._rate_limited()
             if limited is not None:
                 return limited
@@ -270,12 +234,9 @@ class FakeZenodo:
                     self.holds.remove(held)
             if held is not None:
                 held[2].wait(30)
-            fault = self._take_fault()
-            if fault is not None:
-                resp = jsonify(fault.body or {"message": "injected", "status": fault.status})
-                resp.status_code = fault.status
-                resp.headers.update(fault.headers)
-                return resp
+            injected = self._injected()
+            if injected is not None:
+                return injected
             auth = request.headers.get("Authorization", "")
             token = auth[7:] if auth.startswith("Bearer ") else None
             if token is None or token not in self.tokens:
@@ -304,45 +265,16 @@ class FakeZenodo:
         auth = request.headers.get("Authorization", "")
         if self.rate_limit is None or not auth.startswith("Bearer "):
             return None
-        now = self.clock()
-        start = now - now % self.rate_window
-        with self.lock:
-            begun, used = self._windows.get(auth, (start, 0))
-            if begun != start:
-                begun, used = start, 0
-            allowed = used < self.rate_limit
-            used += allowed
-            self._windows[auth] = (begun, used)
-            if not allowed:
-                self.refused_429 += 1
+        limit, now = self.rate_limit, self.clock()
+        with self.lock:  # Zenodo's windows are aligned to the clock
+            start = now - now % self.rate_window
+            begun, used, allowed = common.count_in_window(self._windows, auth, start, limit)
+            self.refused_429 += not allowed
         reset = begun + self.rate_window
-        headers = {
-            "X-RateLimit-Limit": str(self.rate_limit),
-            "X-RateLimit-Remaining": str(self.rate_limit - used),
-            "X-RateLimit-Reset": str(math.ceil(reset)),
-        }
-        request.environ["fake.rate_headers"] = headers
-        if allowed:
-            return None
-        resp = _err(429, "Too many requests.")
-        resp.headers["Retry-After"] = str(max(1, math.ceil(reset - now)))
-        return resp  # the body stays unread (the server then closes the connection)
-
-    def _take_fault(self) -> Fault | None:
-        return self._take(self.faults)
-
-    def _take(self, faults: list[Fault]) -> Fault | None:
-        with self.lock:
-            for fault in faults:
-                if fault.method and fault.method != request.method:
-                    continue
-                if fault.path and not re.search(fault.path, request.path):
-                    continue
-                fault.times -= 1
-                if fault.times <= 0:
-                    faults.remove(fault)
-                return fault
-        return None
+        headers = common.rate_headers(limit, limit - used, reset, now, allowed)
+        request.environ["fake.rate_headers"] = headers  # Retry-After too, on a refusal
+        # the body stays unread (the server then closes the connection)
+        return None if allowed else _err(429, "Too many requests.")
 
     def _deposition_routes(self, app: Flask) -> None:
         @app.get("/api/deposit/depositions")
@@ -368,20 +300,16 @@ class FakeZenodo:
                 dep.metadata = dict(metadata)
                 self.depositions[dep.id] = dep
                 self.buckets[dep.bucket] = dep.id
-            resp = jsonify(self._dep_json(dep))
-            resp.status_code = 201
-            return resp
+            return _json(self._dep_json(dep), 201)
 
         @app.get("/api/deposit/depositions/<int:dep_id>")
-        def _get(dep_id: int) -> Response:
-            dep = self._mine(dep_id)
-            return dep if isinstance(dep, Response) else jsonify(self._dep_json(dep))
+        @resolved(self._mine)
+        def _get(dep: Deposition) -> Response:
+            return jsonify(self._dep_json(dep))
 
         @app.put("/api/deposit/depositions/<int:dep_id>")
-        def _update(dep_id: int) -> Response:
-            dep = self._mine(dep_id)
-            if isinstance(dep, Response):
-                return dep
+        @resolved(self._mine)
+        def _update(dep: Deposition) -> Response:
             if dep.submitted:
                 return _err(400, "Deposition is not editable; use actions/edit first.")
             metadata = (request.get_json(silent=True) or {}).get("metadata") or {}
@@ -392,23 +320,19 @@ class FakeZenodo:
             return jsonify(self._dep_json(dep))
 
         @app.delete("/api/deposit/depositions/<int:dep_id>")
-        def _delete(dep_id: int) -> Response:
-            dep = self._mine(dep_id)
-            if isinstance(dep, Response):
-                return dep
+        @resolved(self._mine)
+        def _delete(dep: Deposition) -> Response:
             if dep.submitted:
                 return _err(403, "You cannot delete a published deposition.")
             with self.lock:
                 for f in list(dep.files.values()):
                     f.path.unlink(missing_ok=True)
-                del self.depositions[dep_id]
+                del self.depositions[dep.id]
             return Response(status=self.delete_status)
 
         @app.post("/api/deposit/depositions/<int:dep_id>/actions/publish")
-        def _publish(dep_id: int) -> Response:
-            dep = self._mine(dep_id)
-            if isinstance(dep, Response):
-                return dep
+        @resolved(self._mine)
+        def _publish(dep: Deposition) -> Response:
             if dep.submitted:
                 return _err(400, "Deposition is already published.")
             problems = _publish_errors(dep.metadata)
@@ -418,23 +342,17 @@ class FakeZenodo:
                 return self._errors(problems)
             dep.submitted = True
             dep.doi = f"10.5072/zenodo.{dep.id}"
-            resp = jsonify(self._dep_json(dep))
-            resp.status_code = 202
-            return resp
+            return _json(self._dep_json(dep), 202)
 
     def _file_routes(self, app: Flask) -> None:
         @app.get("/api/deposit/depositions/<int:dep_id>/files")
-        def _classic_list(dep_id: int) -> Response:
-            dep = self._mine(dep_id)
-            if isinstance(dep, Response):
-                return dep
+        @resolved(self._mine)
+        def _classic_list(dep: Deposition) -> Response:
             return jsonify([self._classic_file(f) for f in list(dep.files.values())])
 
         @app.put("/api/deposit/depositions/<int:dep_id>/files/<file_id>")
-        def _classic_rename(dep_id: int, file_id: str) -> Response:
-            dep = self._mine(dep_id)
-            if isinstance(dep, Response):
-                return dep
+        @resolved(self._mine)
+        def _classic_rename(dep: Deposition, file_id: str) -> Response:
             if dep.submitted:
                 return _err(403, "Files of a published deposition cannot change.")
             new = (request.get_json(silent=True) or {}).get("filename")
@@ -450,18 +368,14 @@ class FakeZenodo:
             return jsonify(self._classic_file(found))
 
         @app.get("/api/files/<bucket>")
-        def _bucket_list(bucket: str) -> Response:
-            dep = self._bucket_dep(bucket)
-            if isinstance(dep, Response):
-                return dep
-            contents = [self._object_json(bucket, f) for f in list(dep.files.values())]
-            return jsonify({"contents": contents, "id": bucket, "locked": dep.submitted})
+        @resolved(self._bucket_dep)
+        def _bucket_list(dep: Deposition) -> Response:
+            contents = [self._object_json(dep.bucket, f) for f in list(dep.files.values())]
+            return jsonify({"contents": contents, "id": dep.bucket, "locked": dep.submitted})
 
         @app.get("/api/files/<bucket>/<path:key>")
-        def _get_object(bucket: str, key: str) -> Response:
-            dep = self._bucket_dep(bucket)
-            if isinstance(dep, Response):
-                return dep
+        @resolved(self._bucket_dep)
+        def _get_object(dep: Deposition, key: str) -> Response:
             found = dep.files.get(key)
             if found is None:
                 return _err(404, "Object does not exist.")
@@ -477,20 +391,16 @@ class FakeZenodo:
             return resp
 
         @app.put("/api/files/<bucket>/<path:key>")
-        def _put(bucket: str, key: str) -> Response:
-            dep = self._bucket_dep(bucket)
-            if isinstance(dep, Response):
-                return dep
+        @resolved(self._bucket_dep)
+        def _put(dep: Deposition, key: str) -> Response:
             refused = self._refuse_put(dep, key)
             if refused is not None:
                 return refused
-            return self._receive(dep, bucket, key, int(request.headers["Content-Length"]))
+            return self._receive(dep, key, int(request.headers["Content-Length"]))
 
         @app.delete("/api/files/<bucket>/<path:key>")
-        def _delete_object(bucket: str, key: str) -> Response:
-            dep = self._bucket_dep(bucket)
-            if isinstance(dep, Response):
-                return dep
+        @resolved(self._bucket_dep)
+        def _delete_object(dep: Deposition, key: str) -> Response:
             if dep.submitted:
                 return _err(403, "Bucket is locked.")
             with self.lock:
@@ -506,8 +416,8 @@ class FakeZenodo:
             return _err(403, "Bucket is locked.")
         if request.mimetype.startswith("multipart/"):
             return _err(422, "Multipart form data is not accepted on the bucket API.")
-        length = request.headers.get("Content-Length")
-        if "chunked" in request.headers.get("Transfer-Encoding", "") or length is None:
+        length = common.declared_length()
+        if length is None:
             return _err(400, "Missing Content-Length header.")
         if int(length) < 1:
             return _err(400, "Content-Length: must be at least 1.")
@@ -518,26 +428,12 @@ class FakeZenodo:
             return _err(400, "Bucket quota exceeded.")
         return None
 
-    def _receive(self, dep: Deposition, bucket: str, key: str, length: int) -> Response:
+    def _receive(self, dep: Deposition, key: str, length: int) -> Response:
         target = self.root / uuid.uuid4().hex
-        md5 = hashlib.md5(usedforsecurity=False)
-        size = 0
-        stream = request.stream
-        with open(target, "wb") as out:
-            while True:
-                chunk = stream.read(CHUNK)
-                if not chunk:
-                    break
-                md5.update(chunk)
-                size += len(chunk)
-                out.write(chunk)
-            if self.fsync:
-                out.flush()
-                os.fsync(out.fileno())
+        size, digest = common.store_stream(request.stream, target, fsync=self.fsync)
         if size != length:
             target.unlink(missing_ok=True)
             return _err(400, "Received fewer bytes than Content-Length.")
-        digest = md5.hexdigest()
         held = self.hold_store
         if held is not None:  # a slow store: Zenodo finishes after the client gave up
             self.hold_store = None
@@ -552,9 +448,7 @@ class FakeZenodo:
         if old is not None:
             old.path.unlink(missing_ok=True)
         self.stored_event.set()
-        resp = jsonify(self._object_json(bucket, stored))
-        resp.status_code = 201
-        return resp
+        return _json(self._object_json(dep.bucket, stored), 201)
 
 
 @contextlib.contextmanager
@@ -572,12 +466,6 @@ def serving(root: Path, *tokens: str) -> Iterator[FakeZenodo]:
     finally:
         server.stop()
         fake.close()
-
-
-def _err(status: int, message: str, **extra: Any) -> Response:
-    resp = jsonify({"message": message, "status": status, **extra})
-    resp.status_code = status
-    return resp
 
 
 def _type_errors(metadata: dict[str, Any]) -> list[tuple[str, str]]:
