@@ -150,11 +150,12 @@ def _logins(runtime: Runtime) -> list[Finding]:
     for kind, backend in (("metadata", runtime.archive), ("fileStorage", runtime.storage)):
         if backend is None:
             continue
-        name = (
+        backend_name = (
             runtime.settings.metadata_backend
             if kind == "metadata"
             else runtime.settings.storage_backend
         )
+        name = f"{backend_name} ({kind})"  # one backend may serve both interfaces
         try:
             backend.login()
         except (LoginFailed, ConnectorError) as exc:

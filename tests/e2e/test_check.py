@@ -64,7 +64,8 @@ def test_a_good_set_up_is_all_well(tmp_path, token_storage) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
     assert problems(result.stdout) == []
     assert "OK       registration port-checked: registered and current" in result.stdout
-    assert "OK       login local: accepted our login" in result.stdout
+    assert "OK       login local (metadata): accepted our login" in result.stdout
+    assert "OK       login local (fileStorage): accepted our login" in result.stdout
     assert result.stdout.strip().endswith("all well")
 
     as_json = check(env, "--json")
@@ -124,7 +125,9 @@ def test_a_missing_registration_and_a_refused_login_are_named(tmp_path, token_st
     assert result.returncode == 1
     lines = problems(result.stdout)
     assert "PROBLEM  registration port-checked: not registered at the Token Storage" in lines
-    assert any(line.startswith("PROBLEM  login local: ") for line in lines), result.stdout
+    assert any(line.startswith("PROBLEM  login local (metadata): ") for line in lines), (
+        result.stdout
+    )
 
 
 def test_no_secret_reaches_the_output(tmp_path, token_storage) -> None:
