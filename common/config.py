@@ -158,8 +158,8 @@ class Settings:
     # Seconds one read of a request body may wait for bytes (common/body.py); then 408.
     body_idle_timeout: float = 60.0
     # Seconds one write of an answer (a 64 KiB download chunk; a JSON answer whole) may
-    # take to reach the client (common/http.py); then the connection is closed. Generous: a caller that forwards
-    # our download elsewhere (the Exporter) pauses while its target paces or retries.
+    # take to reach the client (common/http.py); then the connection is closed. Generous:
+    # a caller that forwards our download (the Exporter) pauses while its target paces.
     send_idle_timeout: float = 600.0
     # Caller authentication (common/caller_auth.py): none | bearer | google.
     caller_auth: str = "none"

@@ -249,9 +249,10 @@ def handle(the_route: Route, fn: Callable[[Call], Answer], request: Request) -> 
 def _bound_sending(call: Call, response: Response) -> None:
     """A client that stops taking the answer costs a bounded time: each write of the
     answer (a 64 KiB chunk of a download; a JSON answer whole) must reach the socket within
-    ``CONNECTOR_SEND_IDLE_TIMEOUT``, else the server closes the connection (gevent parks a stalled reader cheaply, but without this it would
-    hold its connection, its file or upstream answer, for ever). The socket's own timeout
-    comes back after the answer; an answer cut short is logged."""
+    ``CONNECTOR_SEND_IDLE_TIMEOUT``, else the server closes the connection (gevent parks a
+    stalled reader cheaply, but without this it would hold its connection, its file or
+    upstream answer, for ever). The socket's own timeout comes back after the answer; an
+    answer cut short is logged."""
     sock, before = arm_socket(call.request, call.settings.send_idle_timeout)
     if sock is None:
         return

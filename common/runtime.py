@@ -9,6 +9,7 @@ of its cold start (docs/benchmarks.md, "Cold start").
 
 from __future__ import annotations
 
+import functools
 import threading
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -42,23 +43,18 @@ class Runtime:
     settings: Settings
     archive: Archive | None
     storage: Storage | None
-    #: given by tests; else made by ``session`` on first use
+    #: given by tests; else ``session`` makes one on first use
     given_session: requests.Session | None = field(default=None, repr=False)
     #: passive transfer's own settings, read and checked with the rest at start
     passive: PassiveSettings = field(init=False)
-    _session_lock: threading.Lock = field(init=False, repr=False, default_factory=threading.Lock)
 
     def __post_init__(self) -> None:
         self.passive = load_declared(PassiveSettings, self.settings)
 
-    @property
+    @functools.cached_property
     def session(self) -> requests.Session:
         """The process's session to the Token Storage, the Port service and passive pulls."""
-        if self.given_session is None:
-            with self._session_lock:
-                if self.given_session is None:
-                    self.given_session = new_session(self.settings)
-        return self.given_session
+        return self.given_session or new_session(self.settings)
 
     @classmethod
     def build(cls, settings: Settings | None = None) -> Runtime:

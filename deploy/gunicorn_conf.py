@@ -12,8 +12,8 @@ graceful shutdown long enough to finish in-flight requests when a pod is resched
 The worker is gevent's (``GUNICORN_WORKER_CLASS``, see docs/deploy.md "Server model"): one
 greenlet per connection, up to ``GUNICORN_WORKER_CONNECTIONS`` per worker, so a client that
 stalls costs a few KiB until ``CONNECTOR_BODY_IDLE_TIMEOUT`` (body), the keep-alive
-timeout (headers) or ``CONNECTOR_SEND_IDLE_TIMEOUT`` (a client that stops reading) ends it, and honest transfers and ``/healthz`` go on beside it. gevent
-must patch the standard library before anything else imports it: with ``--preload`` the
+timeout (headers) or ``CONNECTOR_SEND_IDLE_TIMEOUT`` (a client that stops reading) ends
+it, and honest transfers and ``/healthz`` go on beside it. gevent must patch the standard library before anything else imports it: with ``--preload`` the
 app (requests, boto3, their locks and SSL contexts) is imported in the master right after
 this file is read, long before the worker would patch; so this file patches first.
 """
